@@ -1,0 +1,160 @@
+"""The TIR format: `<think>`, `<tool_call>` (one JSON object per line), `<response>`, and `<obs>` observations.
+
+A completion is one assistant turn::
+
+    <think> reasoning </think>
+    <tool_call>
+    {"name": "convert_units", "parameters": {"value": 10, "from_unit": "cm", "to_unit": "m"}}
+    </tool_call>
+    <response> final answer </response>
+
+`parse` never raises, whatever the string; `render_turn` and `render_observation` build the same text from parts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tools.call import ToolCall, ToolResult
+
+# ToolRL's format patterns, searched with DOTALL, one per shape of the expected turn.
+_SHAPE_PATTERNS = {
+    (False, True): re.compile(r"^<think>.*?</think>\n<response>.*?</response>$", re.DOTALL),
+    (True, False): re.compile(r"^<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>$", re.DOTALL),
+    (True, True): re.compile(
+        r"^<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>\n<response>.*?</response>$", re.DOTALL
+    ),
+    (False, False): re.compile(r"^<think>.*?</think>$", re.DOTALL),
+}
+_MAX_ERRORS = 8
+
+
+def matches_shape(text: str, has_call: bool, has_response: bool) -> bool:
+    """True if `text` is a well-formed turn of the given shape, exactly as ToolRL's format reward decides it.
+
+    Tag counts are checked before the pattern (the same verdict as ToolRL's order, but cheap on huge inputs).
+    """
+    if has_call and (text.count("<tool_call>") != 1 or text.count("</tool_call>") != 1):
+        return False
+    if has_response and (text.count("<response>") != 1 or text.count("</response>") != 1):
+        return False
+    return _SHAPE_PATTERNS[has_call, has_response].search(text) is not None
+
+
+def _between(text: str, open_tag: str, close_tag: str) -> str | None:
+    """Text after the first `open_tag` up to the next `close_tag`, or None if either is missing."""
+    start = text.find(open_tag)
+    if start < 0:
+        return None
+    start += len(open_tag)
+    end = text.find(close_tag, start)
+    return None if end < 0 else text[start:end]
+
+
+def decode_call(line: str) -> ToolCall | str:
+    """Decode one `<tool_call>` line into a ToolCall, or return why it is not one."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        return f"not JSON ({type(exc).__name__}: {str(exc)[:80]})"
+    if not isinstance(obj, dict):
+        return f"expected a JSON object, got {type(obj).__name__}"
+    name, parameters = obj.get("name"), obj.get("parameters")
+    if not isinstance(name, str):
+        return "missing string field 'name'"
+    if parameters is None:
+        return "missing field 'parameters' (use {} for none)"
+    if not isinstance(parameters, dict):
+        return f"'parameters' must be an object, got {type(parameters).__name__}"
+    return ToolCall(name=name, parameters=parameters)
+
+
+class ParsedTurn(BaseModel):
+    """One assistant turn split into its parts."""
+
+    think: str | None = Field(default=None, description="Text inside the first <think>…</think>, stripped.")
+    tool_calls: list[ToolCall] = Field(
+        default_factory=list, description="Calls decoded from the lines of the first <tool_call> block."
+    )
+    response: str | None = Field(default=None, description="Text inside the first <response>…</response>.")
+    format_ok: bool = Field(
+        default=False,
+        description="The turn is <think> then <tool_call> and/or <response>, each once, every call line valid.",
+    )
+    errors: list[str] = Field(default_factory=list, description="Why the format does not hold, if it does not.")
+
+
+def parse(text: str) -> ParsedTurn:
+    """Split a completion into think text, tool calls and response; never raises."""
+    if not isinstance(text, str):
+        return ParsedTurn(errors=[f"expected a str action, got {type(text).__name__}"])
+    text = text.strip()
+    errors: list[str] = []
+    think = _between(text, "<think>", "</think>")
+    if think is None:
+        errors.append("missing <think>…</think>")
+    calls: list[ToolCall] = []
+    block = _between(text, "<tool_call>", "</tool_call>")
+    has_call = "<tool_call>" in text
+    if has_call and block is None:
+        errors.append("unclosed <tool_call>")
+    elif block is not None:
+        lines = block.strip().split("\n")
+        for i, line in enumerate(lines):
+            call = decode_call(line)
+            if isinstance(call, ToolCall):
+                calls.append(call)
+            elif len(errors) < _MAX_ERRORS:
+                errors.append(f"<tool_call> line {i + 1}: {call}")
+    response = _between(text, "<response>", "</response>")
+    has_response = "<response>" in text
+    if has_response and response is None:
+        errors.append("unclosed <response>")
+    if not has_call and not has_response:
+        errors.append("neither <tool_call> nor <response>")
+    shape_ok = matches_shape(text, has_call, has_response)
+    if not shape_ok and not errors:
+        errors.append("tags out of order, repeated, or not separated by single newlines")
+    return ParsedTurn(
+        think=None if think is None else think.strip(),
+        tool_calls=calls,
+        response=None if response is None else response.strip(),
+        format_ok=shape_ok and not errors,
+        errors=errors,
+    )
+
+
+def _call_json(call: ToolCall | dict[str, Any]) -> str:
+    if isinstance(call, ToolCall):
+        call = call.model_dump()
+    return json.dumps({"name": call["name"], "parameters": call.get("parameters", {})})
+
+
+def render_turn(
+    think: str | None = None,
+    tool_calls: Sequence[ToolCall | dict[str, Any]] = (),
+    response: str | None = None,
+) -> str:
+    """Render one assistant turn in the TIR format (the inverse of `parse`)."""
+    parts = [f"<think> {think or ''} </think>"]
+    if tool_calls:
+        parts.append("<tool_call>\n" + "\n".join(_call_json(c) for c in tool_calls) + "\n</tool_call>")
+    if response is not None:
+        parts.append(f"<response> {response} </response>")
+    return "\n".join(parts)
+
+
+def render_observation(results: Iterable[ToolResult]) -> str:
+    """Render tool results as one `<obs>` record, shaped as in ToolRL's RLLA data."""
+    payload = [{"name": r.name, "results": r.content} for r in results]
+    return f"<obs> {json.dumps(payload, default=str)} </obs>"
+
+
+def render_user(text: str) -> str:
+    """Render a user message as a dialogue record."""
+    return f"<user> {text.strip()} </user>"

@@ -7,12 +7,12 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolrl_env.format import ParsedTurn, parse, render_observation, render_turn, render_user
+from toolrl_env.format import ParsedTurn, parse, render_observation, render_user
 from toolrl_env.prompt import HISTORY_HEADER, join_records, render_system
 from toolrl_env.rewards import RewardBreakdown, RewardConfig, compute_score, resolve_config
 from toolrl_env.spaces import Conversation, TIRAction
@@ -20,10 +20,6 @@ from toolrl_env.tasks.task import GoldStep, Task
 from tools.call import ToolCall, ToolResult
 from tools.suite import ToolSuite
 from tools.tool import Tool
-
-# ToolRL's placeholder thoughts, used when a gold step is rendered from calls and answer.
-_CALL_THOUGHT = "I should use the appropriate tool with proper parameters to respond to the user's need."
-_ANSWER_THOUGHT = "I should directly respond to the user's need."
 
 
 class ToolEnvConfig(BaseModel):
@@ -100,14 +96,6 @@ def tool_call_metrics(task: Task, steps: Sequence[StepRecord]) -> dict[str, Any]
     return metrics
 
 
-def gold_text(gold: GoldStep) -> str:
-    """The gold step in the TIR format: verbatim if given, else rendered with ToolRL's placeholder thought."""
-    if gold.text is not None:
-        return gold.text
-    thought = _CALL_THOUGHT if gold.calls else _ANSWER_THOUGHT
-    return render_turn(think=thought, tool_calls=gold.calls, response=gold.answer)
-
-
 class ToolEnv(gym.Env[list[dict[str, str]], str]):
     """Tool-integrated reasoning (TIR) as an MDP, scored with ToolRL's reward.
 
@@ -139,7 +127,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
     `tool_results`, and `metrics` (empty until the episode ends).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (as gymnasium.Env declares it)
 
     def __init__(
         self,
@@ -169,6 +157,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             known.update((t.name, t) for t in task.tools)
         self.action_space = TIRAction(list(known.values()), max_length=self.config.max_action_chars)
         self.observation_space = Conversation(max_messages=2)
+        self._systems: dict[str, str] = {}
         self._task: Task | None = None
         self._episode_suite: ToolSuite | None = None
 
@@ -199,7 +188,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         self._turn_step = 0
         self._steps: list[StepRecord] = []
         self._done = False
-        self._system = task.system if task.system is not None else render_system(self._offered(task))
+        self._system = self._system_prompt(task)
         self._history = task.history
         self._start_turn()
         self._episode_suite = self._suite_for(task) if self.config.mode == "multi_turn" else None
@@ -214,7 +203,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         text = action.strip() if isinstance(action, str) else ""
         golds = task.turns[self._turn].steps
         gold = golds[min(self._turn_step, len(golds) - 1)]
-        reward = compute_score(text, gold_text(gold), self.training_step, self.reward_config)
+        reward = compute_score(text, gold.text or "", self.training_step, self.reward_config)
         parsed = parse(action)
         results: list[ToolResult] = []
         turn, terminated = self._turn, False
@@ -289,6 +278,13 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             self._episode_suite.set_state(state["suite"])
 
     # -- helpers ---------------------------------------------------------------------------------------
+    def _system_prompt(self, task: Task) -> str:
+        if task.system is not None:
+            return task.system
+        if task.id not in self._systems:
+            self._systems[task.id] = render_system(self._offered(task))
+        return self._systems[task.id]
+
     def _offered(self, task: Task) -> list[Tool]:
         return task.tools or (self.suite.tools if self.suite else [])
 

@@ -16,13 +16,16 @@ variants are named presets in `PRESETS`, and any combination of fields is allowe
 from __future__ import annotations
 
 import json
-from collections import Counter
 from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolrl_env.format import matches_shape
+
+
+# json.loads minus its argument checks, for speed; the same decoder, so the same verdicts on every line.
+_decode = json.JSONDecoder().decode
 
 
 class RewardConfig(BaseModel):
@@ -184,14 +187,25 @@ def gold_calls(ground_truth: str) -> list[dict[str, Any]]:
     return calls
 
 
+def _counts(items: list[Any]) -> dict[Any, int]:
+    """Multiplicities (a Counter without its overhead; unhashable items raise TypeError as Counter does)."""
+    counts: dict[Any, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
 def _list_match(a: list[Any], b: list[Any], strict: bool) -> float:
     """1 if equal; else 0 when strict or either is empty; else multiset intersection over union."""
     if a == b:
         return 1.0
     if strict or not a or not b:
         return 0.0
-    count_a, count_b = Counter(a), Counter(b)
-    common = sum(min(count_a[k], count_b[k]) for k in count_a.keys() & count_b.keys())
+    count_a, count_b = _counts(a), _counts(b)
+    common = 0
+    for item, n in count_a.items():
+        if item in count_b:
+            common += min(n, count_b[item])
     union = len(a) + len(b) - common
     return common / union if union > 0 else 0.0
 
@@ -214,9 +228,12 @@ def _calls_score(gold: list[dict[str, Any]], pred: list[Any], config: RewardConf
                     break
                 continue
             p_params = p["parameters"]
-            total = _list_match(list(g_params.keys()), list(p_params.keys()), config.refined) + sum(
-                1.0 for k, v in g_params.items() if k in p_params and p_params[k] == v
-            )
+            names = _list_match(list(g_params.keys()), list(p_params.keys()), config.refined)
+            values = 0.0
+            for k, v in g_params.items():
+                if k in p_params and p_params[k] == v:
+                    values += 1.0
+            total = names + values
             if total > best_score:
                 best, best_score = i, total
         if best >= 0:
@@ -234,7 +251,7 @@ def correctness_reward(response: str, ground_truth: str, config: RewardConfig, s
     if "<tool_call>" not in response or "</tool_call>" not in response:
         return low
     try:
-        pred = [json.loads(line) for line in _tool_block_lines(response)]
+        pred = [_decode(line) for line in _tool_block_lines(response)]
         if gold == pred:
             return high
         if config.coarse:

@@ -25,7 +25,7 @@ MAX_INT_BITS = 3_322
 # Digits for round(x, n): more than a float holds, few enough that 10**n stays cheap.
 MAX_ROUND_DIGITS = 100
 # Significant digits of convert_units results: hides float noise (2.5399999999999996 -> 2.54)
-# while keeping more precision than any test answer needs.
+# while keeping more precision than any answer needs.
 SIGNIFICANT_DIGITS = 10
 
 Number = int | float
@@ -88,9 +88,7 @@ def evaluate(expression: str) -> int | float:
     if not isinstance(expression, str):
         raise ValueError(f"expression must be a string, got {type(expression).__name__}")
     if len(expression) > MAX_EXPRESSION_CHARS:
-        raise ValueError(
-            f"expression is {len(expression):,} characters long; the limit is {MAX_EXPRESSION_CHARS:,}"
-        )
+        raise ValueError(f"expression is {len(expression):,} characters long; the limit is {MAX_EXPRESSION_CHARS:,}")
     try:
         tree = ast.parse(expression.strip(), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
@@ -103,7 +101,7 @@ def evaluate(expression: str) -> int | float:
     except OverflowError:
         raise ValueError(f"{_quote(expression)} overflows: the result is too large for a number") from None
     except (ArithmeticError, TypeError) as exc:
-        # Overflow (float too large), math domain errors (sqrt(-1)), wrong argument counts (min()).
+        # What is left: wrong argument counts such as min() or log(1, 2, 3).
         raise ValueError(f"cannot evaluate {_quote(expression)}: {exc}") from None
 
 
@@ -279,7 +277,13 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> float:
     converted = (value + source_offset) * source_scale / target_scale - target_offset
     if not math.isfinite(converted):
         raise ValueError(f"{value!r} {from_unit} in {to_unit} is too large to represent")
-    return float(f"{converted:.{SIGNIFICANT_DIGITS}g}")
+    # Temperatures go through kelvin, so their noise scales with the offset (32 F is 5.7e-14 C before
+    # rounding): count the significant digits from the larger of the result and the offset.
+    magnitude = max(abs(converted), target_offset)
+    if magnitude == 0:
+        return 0.0
+    decimals = SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(magnitude))
+    return round(converted, decimals) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 CALCULATE = tool(evaluate, name="calculate")

@@ -8,16 +8,17 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, overload
+from typing import Any, SupportsIndex, overload
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
+_JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 
 # Type names found in real tool data (Python names, capitalised names) mapped to JSON-Schema types.
 _TYPE_ALIASES = {
@@ -65,13 +66,33 @@ class Tool(BaseModel):
     def validate_arguments(self, arguments: object) -> str | None:
         """None when `arguments` fit the schema, else a short message saying what is wrong; never raises."""
         if not isinstance(arguments, dict):
-            return (
-                f"arguments must be a JSON object of parameter names to values, got {_type_name(arguments)}"
-            )
+            return f"arguments must be a JSON object of parameter names to values, got {_type_name(arguments)}"
         try:
             return _check_object(arguments, self.parameters, "", 0)
         except Exception as exc:  # a value or schema this checker cannot handle, e.g. an `==` that raises
             return f"could not validate the arguments ({type(exc).__name__}); send plain JSON values"
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        # `@tool` puts this Tool where its function was, so pickle could not find the function by
+        # name; pickle the Tool by reference instead, the way pickle treats functions.
+        module = getattr(self.executor, "__module__", None)
+        qualname = getattr(self.executor, "__qualname__", "")
+        if inspect.isfunction(self.executor) and module and "<locals>" not in qualname:
+            try:
+                found = _find_global(module, qualname)
+            except (ImportError, AttributeError):
+                found = None
+            if found is self:
+                return (_find_global, (module, qualname))
+        return super().__reduce_ex__(protocol)
+
+
+def _find_global(module: str, qualname: str) -> Any:
+    """The object named `qualname` in `module`: how a decorated tool is found again when unpickled."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    return found
 
 
 def json_types(schema: Mapping[str, Any]) -> frozenset[str] | None:
@@ -96,7 +117,7 @@ def _normalise_type(name: str) -> str | None:
     if match is None:
         return None
     word = match.group(1).lower()
-    return word if word in JSON_TYPES else _TYPE_ALIASES.get(word)
+    return word if word in _JSON_TYPES else _TYPE_ALIASES.get(word)
 
 
 def _type_name(value: object) -> str:
@@ -201,20 +222,21 @@ def _check_object(value: dict[Any, Any], schema: Mapping[str, Any], path: str, d
     if not isinstance(properties, Mapping):
         properties = {}
     required = schema.get("required")
-    if isinstance(required, list):
-        missing = [name for name in required if isinstance(name, str) and name not in value]
-        if missing:
-            names = ", ".join(repr(name) for name in missing)
-            noun = "parameter" if len(missing) == 1 else "parameters"
-            where = f" of {_label(path)}" if path else ""
-            return f"missing required {noun}{where}: {names}"
+    required_names = [name for name in required if isinstance(name, str)] if isinstance(required, list) else []
+    missing = [name for name in required_names if name not in value]
+    if missing:
+        names = ", ".join(repr(name) for name in missing)
+        noun = "parameter" if len(missing) == 1 else "parameters"
+        where = f" of {_label(path)}" if path else ""
+        return f"missing required {noun}{where}: {names}"
     additional = schema.get("additionalProperties")
     for key, item in value.items():
         child = f"{path}.{key}" if path else str(key)
         if key in properties:
             error = _check(item, properties[key], child, depth + 1)
-        elif additional is False:
-            accepted = ", ".join(str(name) for name in properties) or "none"
+        elif additional is False and key not in required_names:
+            # A required name missing from `properties` (sloppy real data) still counts as declared.
+            accepted = ", ".join(dict.fromkeys([*map(str, properties), *required_names])) or "none"
             return f"unknown {_label(child)}; accepted: {accepted}"
         else:
             error = _check(item, additional, child, depth + 1)
@@ -248,7 +270,9 @@ def tool(
 def tool(
     func: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
-    """Turn a typed function with a docstring into a Tool that runs it: `@tool` or `@tool(name=...)`."""
+    """Turn a typed function with a docstring into a Tool that runs it: `@tool` or `@tool(name=...)`.
+
+    The function receives the JSON values as sent: an Enum parameter gets the value, a model a dict."""
     if func is None:
         return lambda f: _tool_from_function(f, name, description)
     return _tool_from_function(func, name, description)

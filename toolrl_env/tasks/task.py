@@ -8,6 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.call import ToolCall
 from tools.tool import Tool
+from toolrl_env.format import render_turn
+
+# ToolRL's placeholder thoughts for gold steps rendered from calls and answer.
+CALL_THOUGHT = "I should use the appropriate tool with proper parameters to respond to the user's need."
+ANSWER_THOUGHT = "I should directly respond to the user's need."
 
 
 class GoldStep(BaseModel):
@@ -17,14 +22,17 @@ class GoldStep(BaseModel):
     answer: str | None = Field(default=None, description="Gold text of the `<response>`, if the step answers.")
     text: str | None = Field(
         default=None,
-        description="The gold step verbatim in the TIR format (ToolRL's `ground_truth`); "
-        "when unset it is rendered from `calls` and `answer`.",
+        description="The gold step in the TIR format, scored against (ToolRL's `ground_truth`); when not "
+        "given it is rendered from `calls` and `answer` with ToolRL's placeholder thought.",
     )
 
     @model_validator(mode="after")
-    def _not_empty(self) -> GoldStep:
-        if not self.calls and self.answer is None and self.text is None:
-            raise ValueError("a gold step needs calls, an answer or its TIR text")
+    def _fill_text(self) -> GoldStep:
+        if self.text is None:
+            if not self.calls and self.answer is None:
+                raise ValueError("a gold step needs calls, an answer or its TIR text")
+            thought = CALL_THOUGHT if self.calls else ANSWER_THOUGHT
+            self.text = render_turn(think=thought, tool_calls=self.calls, response=self.answer)
         return self
 
 

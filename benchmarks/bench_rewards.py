@@ -23,10 +23,10 @@ import gymnasium as gym
 import numpy as np
 
 import toolrl_env  # noqa: F401  (registers the ids)
-from tools.call import ToolCall
 from toolrl_env.format import render_turn
 from toolrl_env.rewards import PRESETS, compute_score
 from toolrl_env.tasks import generate_calc_tasks, load_rlla
+from tools.call import ToolCall
 
 
 def _golds(rlla: str | None, count: int) -> list[str]:

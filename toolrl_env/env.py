@@ -54,12 +54,15 @@ class StepRecord(BaseModel):
 EpisodeMetrics = Callable[[Task, Sequence[StepRecord]], dict[str, Any]]
 
 
-def _call_key(call: ToolCall) -> str:
-    return call.model_dump_json()
-
-
 def _same_calls(predicted: Sequence[ToolCall], gold: Sequence[ToolCall]) -> bool:
-    return Counter(map(_call_key, predicted)) == Counter(map(_call_key, gold))
+    """The same calls in any order (values compared with Python's ==, as the reward does)."""
+    remaining = [(c.name, c.parameters) for c in gold]
+    for call in predicted:
+        try:
+            remaining.remove((call.name, call.parameters))
+        except ValueError:
+            return False
+    return not remaining
 
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -124,7 +127,8 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
 
     ## Info
     `task_id`, `turn`, `reward_breakdown`, `parsed` (with `errors` explaining a bad format),
-    `tool_results`, and `metrics` (empty until the episode ends).
+    `tool_results`, `call_errors` (unknown tools, invalid arguments, failed calls), and `metrics`
+    (empty until the episode ends).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (as gymnasium.Env declares it)
@@ -209,6 +213,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         turn, terminated = self._turn, False
         if self.config.mode == "single_turn":
             terminated = True
+            call_errors = [e for e in map(self._call_error, parsed.tool_calls) if e is not None]
         else:
             self._history = join_records(self._history, text)
             if parsed.tool_calls:
@@ -221,6 +226,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
                 terminated = self._turn >= len(task.turns)
                 if not terminated:
                     self._start_turn()
+            call_errors = [str(r.content["error"]) for r in results if not r.ok]
         self._steps.append(StepRecord(turn=turn, action=text, parsed=parsed, gold=gold, reward=reward, results=results))
         truncated = not terminated and len(self._steps) >= self.config.max_turns
         self._done = terminated or truncated
@@ -230,6 +236,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             "reward_breakdown": reward.model_dump(),
             "parsed": parsed.model_dump(),
             "tool_results": [r.model_dump() for r in results],
+            "call_errors": call_errors,
             "metrics": self.metrics_fn(task, self._steps) if self._done else {},
         }
         return self._observation(), reward.total, terminated, truncated, info
@@ -296,14 +303,20 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             return self._episode_suite
         return ToolSuite(task.id, task.tools)
 
-    def _execute(self, call: ToolCall) -> ToolResult:
-        assert self._task is not None and self._episode_suite is not None
+    def _call_error(self, call: ToolCall) -> str | None:
+        """Why a call cannot run against the offered tools (unknown tool, invalid arguments), or None."""
+        assert self._task is not None
         offered = self._offered(self._task)
-        if all(t.name != call.name for t in offered):
-            names = ", ".join(t.name for t in offered) or "none"
-            return ToolResult(
-                name=call.name, ok=False, content={"error": f"unknown tool {call.name!r}; offered: {names}"}
-            )
+        tool = next((t for t in offered if t.name == call.name), None)
+        if tool is None:
+            return f"unknown tool {call.name!r}; offered: {', '.join(t.name for t in offered) or 'none'}"
+        return tool.validate_arguments(call.parameters)
+
+    def _execute(self, call: ToolCall) -> ToolResult:
+        assert self._episode_suite is not None
+        error = self._call_error(call)
+        if error is not None:
+            return ToolResult(name=call.name, ok=False, content={"error": error})
         return self._episode_suite.call(call)
 
     def _start_turn(self) -> None:

@@ -32,6 +32,21 @@ _SHAPE_PATTERNS = {
     (False, False): re.compile(r"^<think>.*?</think>$", re.DOTALL),
 }
 _MAX_ERRORS = 8
+MAX_PARAMETER_DEPTH = 64  # deeper arguments are refused, so records of calls stay copyable and picklable
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True if `value` nests lists or dicts more than `limit` levels deep (checked without recursion)."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth >= limit:
+                return True
+            stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def matches_shape(text: str, has_call: bool, has_response: bool) -> bool:
@@ -56,6 +71,12 @@ def _between(text: str, open_tag: str, close_tag: str) -> str | None:
     return None if end < 0 else text[start:end]
 
 
+def tool_call_lines(text: str) -> list[str]:
+    """Lines of the first <tool_call> block: up to the next </tool_call> or <tool_call>, as ToolRL reads it."""
+    block = text.partition("<tool_call>")[2].partition("<tool_call>")[0].partition("</tool_call>")[0]
+    return block.strip().split("\n")
+
+
 def decode_call(line: str) -> ToolCall | str:
     """Decode one `<tool_call>` line into a ToolCall, or return why it is not one."""
     try:
@@ -71,6 +92,8 @@ def decode_call(line: str) -> ToolCall | str:
         return "missing field 'parameters' (use {} for none)"
     if not isinstance(parameters, dict):
         return f"'parameters' must be an object, got {type(parameters).__name__}"
+    if _deeper_than(parameters, MAX_PARAMETER_DEPTH):
+        return f"'parameters' nest deeper than {MAX_PARAMETER_DEPTH} levels"
     return ToolCall(name=name, parameters=parameters)
 
 
@@ -99,17 +122,18 @@ def parse(text: str) -> ParsedTurn:
     if think is None:
         errors.append("missing <think>…</think>")
     calls: list[ToolCall] = []
-    block = _between(text, "<tool_call>", "</tool_call>")
     has_call = "<tool_call>" in text
-    if has_call and block is None:
+    if has_call and "</tool_call>" not in text:
         errors.append("unclosed <tool_call>")
-    elif block is not None:
-        lines = block.strip().split("\n")
-        for i, line in enumerate(lines):
+    elif has_call:
+        for i, line in enumerate(tool_call_lines(text)):
+            if len(errors) >= _MAX_ERRORS:
+                errors.append("more <tool_call> lines not decoded")
+                break
             call = decode_call(line)
             if isinstance(call, ToolCall):
                 calls.append(call)
-            elif len(errors) < _MAX_ERRORS:
+            else:
                 errors.append(f"<tool_call> line {i + 1}: {call}")
     response = _between(text, "<response>", "</response>")
     has_response = "<response>" in text

@@ -96,11 +96,11 @@ def register_suite(
     built = [_as_task(t, i) for i, t in enumerate(tasks)]
     if not built:
         raise ValueError(f"suite {name!r} needs at least one task")
-    names = {t.name for t in suite.tools}
     for task in built:
-        missing = {c.name for turn in task.turns for s in turn.steps for c in s.calls} - names
-        if missing and not task.tools:
-            raise ValueError(f"task {task.id!r} calls {sorted(missing)}, not in suite {name!r} ({sorted(names)})")
+        offered = {t.name for t in task.tools or suite.tools}
+        missing = {c.name for turn in task.turns for s in turn.steps for c in s.calls} - offered
+        if missing:
+            raise ValueError(f"task {task.id!r} calls {sorted(missing)}, which it is not offered ({sorted(offered)})")
     _SUITES[name] = (suite, built, {"mode": "multi_turn", **env_kwargs})
     env_id = f"ToolEnv-{name}-v0"
     gym.register(id=env_id, entry_point="toolrl_env.registry:make_suite_env", kwargs={"suite_name": name})

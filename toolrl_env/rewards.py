@@ -21,8 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolrl_env.format import matches_shape
-
+from toolrl_env.format import matches_shape, tool_call_lines
 
 # json.loads minus its argument checks, for speed; the same decoder, so the same verdicts on every line.
 _decode = json.JSONDecoder().decode
@@ -164,19 +163,13 @@ def length_reward(response: str, config: RewardConfig, step: int = 0) -> float:
     return share * (config.length_max - config.length_min) + config.length_min
 
 
-def _tool_block_lines(text: str) -> list[str]:
-    """Lines between the first <tool_call> and the next </tool_call> (ToolRL's split, done without splitting all)."""
-    block = text.partition("<tool_call>")[2].partition("<tool_call>")[0].partition("</tool_call>")[0]
-    return block.strip().split("\n")
-
-
 @lru_cache(maxsize=65536)
 def gold_calls(ground_truth: str) -> list[dict[str, Any]]:
     """The gold's calls as decoded JSON objects (do not mutate: cached); a malformed gold raises ValueError."""
     if "<tool_call>" not in ground_truth:
         return []
     calls = []
-    for line in _tool_block_lines(ground_truth):
+    for line in tool_call_lines(ground_truth):
         try:
             call = json.loads(line)
         except ValueError as exc:
@@ -251,7 +244,7 @@ def correctness_reward(response: str, ground_truth: str, config: RewardConfig, s
     if "<tool_call>" not in response or "</tool_call>" not in response:
         return low
     try:
-        pred = [_decode(line) for line in _tool_block_lines(response)]
+        pred = [_decode(line) for line in tool_call_lines(response)]
         if gold == pred:
             return high
         if config.coarse:

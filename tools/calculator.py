@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -41,17 +42,13 @@ def _round(x: Number, ndigits: Number | None = None) -> Number:
     return round(x, ndigits)
 
 
-def _log(x: Number, base: Number | None = None) -> float:
-    return math.log(x) if base is None else math.log(x, base)
-
-
 _FUNCTIONS: dict[str, Callable[..., Number]] = {
     "sqrt": math.sqrt,
     "abs": abs,
     "round": _round,
     "min": min,
     "max": max,
-    "log": _log,
+    "log": math.log,
     "log10": math.log10,
     "exp": math.exp,
     "sin": math.sin,
@@ -90,7 +87,10 @@ def evaluate(expression: str) -> int | float:
     if len(expression) > MAX_EXPRESSION_CHARS:
         raise ValueError(f"expression is {len(expression):,} characters long; the limit is {MAX_EXPRESSION_CHARS:,}")
     try:
-        tree = ast.parse(expression.strip(), mode="eval")
+        # Python only warns about some malformed input ("1abc"); make it an error, and keep stderr clean.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SyntaxWarning)
+            tree = ast.parse(expression.strip(), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, SyntaxError) else str(exc) or type(exc).__name__
         raise ValueError(f"cannot parse {_quote(expression)} as arithmetic: {reason}") from None
@@ -100,9 +100,6 @@ def evaluate(expression: str) -> int | float:
         raise ValueError(f"division by zero in {_quote(expression)}") from None
     except OverflowError:
         raise ValueError(f"{_quote(expression)} overflows: the result is too large for a number") from None
-    except (ArithmeticError, TypeError) as exc:
-        # What is left: wrong argument counts such as min() or log(1, 2, 3).
-        raise ValueError(f"cannot evaluate {_quote(expression)}: {exc}") from None
 
 
 def _quote(expression: str) -> str:
@@ -146,12 +143,20 @@ def _eval(node: ast.AST, depth: int) -> Number:
         try:
             result = function(*args)
         except ValueError as exc:  # math's "math domain error" does not say which call failed
-            call = f"{node.func.id}({', '.join(map(repr, args))})"
-            raise ValueError(f"{_quote(call)} is undefined: {exc}") from None
+            raise ValueError(f"{_quote(_call_text(node.func.id, args))} is undefined: {exc}") from None
+        except TypeError:  # with numbers for arguments, only a wrong argument count gets here
+            raise ValueError(
+                f"{_quote(_call_text(node.func.id, args))} has the wrong number of arguments; "
+                "e.g. sqrt(2), log(8, 2), round(2.567, 2), min(1, 2, 3)"
+            ) from None
         return _checked(result)
     if isinstance(node, ast.Attribute):
         raise ValueError(f"attribute access ('.{node.attr}') is not allowed; use {_ALLOWED}")
     raise ValueError(f"{type(node).__name__} is not allowed in a calculator expression; use {_ALLOWED}")
+
+
+def _call_text(name: str, args: list[Number]) -> str:
+    return f"{name}({', '.join(map(repr, args))})"
 
 
 def _power(base: Number, exponent: Number) -> Number:

@@ -82,7 +82,8 @@ class Tool(BaseModel):
                 found = _find_global(module, qualname)
             except (ImportError, AttributeError):
                 found = None
-            if found is self:
+            # A deep copy of the decorated tool (a suite copied per env) is equal to it, not identical.
+            if found is self or (isinstance(found, Tool) and found == self):
                 return (_find_global, (module, qualname))
         return super().__reduce_ex__(protocol)
 

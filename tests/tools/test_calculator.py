@@ -71,6 +71,7 @@ HOSTILE = [
     ("round(1.5, ndigits=1)", "plain positional arguments"),
     ("1\x00+1", "cannot parse"),
     ("1 +", "cannot parse"),
+    ("1if 1 else 2", "invalid decimal literal"),  # only a SyntaxWarning in Python
     ("import os", "cannot parse"),
     ("", "cannot parse"),
     ("9**9**9", "would have about 369,693,100 digits"),
@@ -91,7 +92,9 @@ HOSTILE = [
     ("log(0)", "is undefined"),
     ("round(1.5, 10**900)", "round's digits must be an integer"),
     ("round(10, -10**900)", "round's digits must be an integer"),
-    ("min()", "cannot evaluate"),
+    ("min()", "'min()' has the wrong number of arguments"),
+    ("log(1, 2, 3)", "'log(1, 2, 3)' has the wrong number of arguments"),
+    ("round(1, 2, 3)", "has the wrong number of arguments"),
     ("'1' * 100000", "'1' is not a number"),
     ("1" * 100_000, "100,000 characters long; the limit is 1,000"),
     ("(" * 10_000 + "1" + ")" * 10_000, "20,001 characters long"),

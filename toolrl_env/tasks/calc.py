@@ -82,18 +82,21 @@ def _draw_task(rng: np.random.Generator, index: int) -> Task:
     )
 
 
-def split_of(task: Task, test_fraction: float = 0.2) -> Literal["train", "test"]:
-    """The split a task belongs to, from a hash of its user messages, so no question is in both splits."""
-    text = "\n".join(t.user or "" for t in task.turns)
-    return "test" if zlib.crc32(text.encode()) % 1000 < test_fraction * 1000 else "train"
+def split_of(task: Task, test_fraction: float = 0.2) -> Literal["train", "test"] | None:
+    """The split of a task: each question hashes to one split, and a task whose questions disagree has none,
+    so no question is in both splits."""
+    splits: set[Literal["train", "test"]] = {
+        "test" if zlib.crc32((t.user or "").encode()) % 1000 < test_fraction * 1000 else "train" for t in task.turns
+    }
+    return splits.pop() if len(splits) == 1 else None
 
 
 def generate_calc_tasks(
     num_tasks: int = 1000, seed: int = 0, split: Split = "train", test_fraction: float = 0.2
 ) -> list[Task]:
     """`num_tasks` distinct tasks of `split`, drawn from one stream seeded by `seed`."""
-    if num_tasks <= 0:
-        raise ValueError(f"num_tasks must be positive, got {num_tasks}")
+    if isinstance(num_tasks, bool) or not isinstance(num_tasks, int) or num_tasks <= 0:
+        raise ValueError(f"num_tasks must be a positive integer, got {num_tasks!r}")
     if split not in ("train", "test", "all"):
         raise ValueError(f"unknown split {split!r}; use 'train', 'test' or 'all'")
     if not 0 < test_fraction < 1:
@@ -106,7 +109,8 @@ def generate_calc_tasks(
         task = _draw_task(rng, index)
         index += 1
         key = "\n".join(t.user or "" for t in task.turns)
-        if key in seen or (split != "all" and split_of(task, test_fraction) != split):
+        task_split = split_of(task, test_fraction)
+        if key in seen or task_split is None or (split != "all" and task_split != split):
             continue
         seen.add(key)
         tasks.append(task)

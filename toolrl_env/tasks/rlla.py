@@ -93,17 +93,27 @@ def load_rlla(path: str | Path) -> list[Task]:
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
-        rows = pq.read_table(path, columns=["prompt", "reward_model", "extra_info"]).to_pylist()
+        table = pq.read_table(path)
+        missing = {"prompt", "reward_model"} - set(table.column_names)
+        if missing:
+            raise ValueError(f"{path}: missing columns {sorted(missing)}; expected verl's prompt and reward_model")
+        rows = table.select(
+            [c for c in ("prompt", "reward_model", "extra_info") if c in table.column_names]
+        ).to_pylist()
         return [_parquet_task(path, i, row) for i, row in enumerate(rows)]
     if path.suffix == ".json":
         rows = json.loads(path.read_text())
         if not isinstance(rows, list):
             raise ValueError(f"{path}: expected a JSON list of {{instruction, input, output}} rows")
-        return [
-            _task(f"{path.stem}-{i}", r["instruction"], r["input"], r["output"], {"source": str(path), "row": i})
-            for i, r in enumerate(rows)
-        ]
+        return [_json_task(path, i, row) for i, row in enumerate(rows)]
     raise ValueError(f"{path}: unsupported RLLA file type {path.suffix!r}; expected .json or .parquet")
+
+
+def _json_task(path: Path, i: int, row: Any) -> Task:
+    fields = ("instruction", "input", "output")
+    if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in fields):
+        raise ValueError(f"{path} row {i}: expected an object with string fields instruction, input, output")
+    return _task(f"{path.stem}-{i}", row["instruction"], row["input"], row["output"], {"source": str(path), "row": i})
 
 
 def _parquet_task(path: Path, i: int, row: dict[str, Any]) -> Task:

@@ -6,9 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from toolrl_env.format import render_turn
 from tools.call import ToolCall
 from tools.tool import Tool
-from toolrl_env.format import render_turn
 
 # ToolRL's placeholder thoughts for gold steps rendered from calls and answer.
 CALL_THOUGHT = "I should use the appropriate tool with proper parameters to respond to the user's need."

@@ -303,21 +303,26 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             return self._episode_suite
         return ToolSuite(task.id, task.tools)
 
-    def _call_error(self, call: ToolCall) -> str | None:
-        """Why a call cannot run against the offered tools (unknown tool, invalid arguments), or None."""
+    def _offered_tool(self, call: ToolCall) -> Tool | str:
+        """The offered tool a call names, or why there is none."""
         assert self._task is not None
         offered = self._offered(self._task)
         tool = next((t for t in offered if t.name == call.name), None)
         if tool is None:
             return f"unknown tool {call.name!r}; offered: {', '.join(t.name for t in offered) or 'none'}"
-        return tool.validate_arguments(call.parameters)
+        return tool
+
+    def _call_error(self, call: ToolCall) -> str | None:
+        """Why a call could not run (unknown tool, invalid arguments), without running it."""
+        tool = self._offered_tool(call)
+        return tool if isinstance(tool, str) else tool.validate_arguments(call.parameters)
 
     def _execute(self, call: ToolCall) -> ToolResult:
         assert self._episode_suite is not None
-        error = self._call_error(call)
-        if error is not None:
-            return ToolResult(name=call.name, ok=False, content={"error": error})
-        return self._episode_suite.call(call)
+        tool = self._offered_tool(call)
+        if isinstance(tool, str):
+            return ToolResult(name=call.name, ok=False, content={"error": tool})
+        return self._episode_suite.call(call)  # validates the arguments itself
 
     def _start_turn(self) -> None:
         assert self._task is not None

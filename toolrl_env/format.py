@@ -14,7 +14,6 @@ A completion is one assistant turn::
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,15 +21,6 @@ from pydantic import BaseModel, Field
 
 from tools.call import ToolCall, ToolResult
 
-# ToolRL's format patterns, searched with DOTALL, one per shape of the expected turn.
-_SHAPE_PATTERNS = {
-    (False, True): re.compile(r"^<think>.*?</think>\n<response>.*?</response>$", re.DOTALL),
-    (True, False): re.compile(r"^<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>$", re.DOTALL),
-    (True, True): re.compile(
-        r"^<think>.*?</think>\n<tool_call>\n.*?\n</tool_call>\n<response>.*?</response>$", re.DOTALL
-    ),
-    (False, False): re.compile(r"^<think>.*?</think>$", re.DOTALL),
-}
 _MAX_ERRORS = 8
 MAX_PARAMETER_DEPTH = 64  # deeper arguments are refused, so records of calls stay copyable and picklable
 
@@ -49,16 +39,41 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _ends_at(text: str, end: int) -> bool:
+    """Python's `$` without MULTILINE: the end of the text, or just before a final newline."""
+    return end == len(text) or (end == len(text) - 1 and text[-1] == "\n")
+
+
 def matches_shape(text: str, has_call: bool, has_response: bool) -> bool:
     """True if `text` is a well-formed turn of the given shape, exactly as ToolRL's format reward decides it.
 
-    Tag counts are checked before the pattern (the same verdict as ToolRL's order, but cheap on huge inputs).
+    ToolRL searches, with DOTALL and after checking that each tag of the shape occurs exactly once:
+    `^<think>.*?</think>\n<response>.*?</response>$` (response only), `^<think>.*?</think>\n<tool_call>\n.*?\n
+    </tool_call>$` (calls only), the two joined by `\n` (both), or `^<think>.*?</think>$` (neither). With each
+    tag unique, where it must stand is fixed, so this checks those positions instead of running the patterns.
     """
+    if not text.startswith("<think>"):
+        return False
+    if not has_call and not has_response:
+        return (len(text) >= 15 and text.endswith("</think>")) or (len(text) >= 16 and text.endswith("</think>\n"))
     if has_call and (text.count("<tool_call>") != 1 or text.count("</tool_call>") != 1):
         return False
     if has_response and (text.count("<response>") != 1 or text.count("</response>") != 1):
         return False
-    return _SHAPE_PATTERNS[has_call, has_response].search(text) is not None
+    first = text.find("<tool_call>" if has_call else "<response>")
+    if first < 16 or text[first - 9 : first] != "</think>\n":  # "<think>" + ".*?" + "</think>\n" before it
+        return False
+    if has_call:
+        close = text.find("</tool_call>")
+        if text[first + 11 : first + 12] != "\n" or close < first + 13 or text[close - 1] != "\n":
+            return False
+        if not has_response:
+            return _ends_at(text, close + 12)
+        if text[close + 12 : close + 23] != "\n<response>":
+            return False
+        first = close + 13
+    close = text.find("</response>")
+    return close >= first + 10 and _ends_at(text, close + 11)
 
 
 def _between(text: str, open_tag: str, close_tag: str) -> str | None:

@@ -99,6 +99,8 @@ def _find_global(module: str, qualname: str) -> Any:
 def json_types(schema: Mapping[str, Any]) -> frozenset[str] | None:
     """The JSON types `schema` allows, reading lenient type names; None when it allows any value."""
     declared = schema.get("type")
+    if isinstance(declared, str) and "nullable" not in schema:
+        return _types_named(declared)  # the common case, cached
     names = declared if isinstance(declared, list) else [declared]
     types = set()
     for name in names:
@@ -109,6 +111,12 @@ def json_types(schema: Mapping[str, Any]) -> frozenset[str] | None:
     if schema.get("nullable") is True:  # OpenAPI's way of saying "or null"
         types.add("null")
     return frozenset(types)
+
+
+@functools.lru_cache(maxsize=256)
+def _types_named(name: str) -> frozenset[str] | None:
+    json_type = _normalise_type(name)
+    return None if json_type is None else frozenset((json_type,))
 
 
 @functools.lru_cache(maxsize=256)

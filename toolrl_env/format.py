@@ -21,12 +21,31 @@ from pydantic import BaseModel, Field
 
 from tools.call import ToolCall, ToolResult
 
+_scan_json = json.JSONDecoder().scan_once
+_JSON_SPACE = " \t\n\r"
+
+
+def decode_json(line: str) -> Any:
+    """`json.loads(line)` for a str, with the same verdicts (JSON whitespace around one value, else
+    ValueError), minus the checks and regex matches of its wrappers: it runs on every call line."""
+    start = len(line) - len(line.lstrip(_JSON_SPACE))
+    try:
+        value, end = _scan_json(line, start)
+    except StopIteration as stop:
+        raise json.JSONDecodeError("Expecting value", line, stop.value) from None
+    if end != len(line) and line[end:].strip(_JSON_SPACE):
+        raise json.JSONDecodeError("Extra data", line, end)
+    return value
+
+
 _MAX_ERRORS = 8
 MAX_PARAMETER_DEPTH = 64  # deeper arguments are refused, so records of calls stay copyable and picklable
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
     """True if `value` nests lists or dicts more than `limit` levels deep (checked without recursion)."""
+    if isinstance(value, dict) and not any(isinstance(v, (dict, list)) for v in value.values()):
+        return limit < 1  # flat arguments, the common case
     stack = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -95,7 +114,7 @@ def tool_call_lines(text: str) -> list[str]:
 def decode_call(line: str) -> ToolCall | str:
     """Decode one `<tool_call>` line into a ToolCall, or return why it is not one."""
     try:
-        obj = json.loads(line)
+        obj = decode_json(line)
     except (ValueError, RecursionError) as exc:
         return f"not JSON ({type(exc).__name__}: {str(exc)[:80]})"
     if not isinstance(obj, dict):

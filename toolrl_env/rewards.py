@@ -21,10 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolrl_env.format import matches_shape, tool_call_lines
-
-# json.loads minus its argument checks, for speed; the same decoder, so the same verdicts on every line.
-_decode = json.JSONDecoder().decode
+from toolrl_env.format import decode_json, matches_shape, tool_call_lines
 
 
 class RewardConfig(BaseModel):
@@ -244,7 +241,7 @@ def correctness_reward(response: str, ground_truth: str, config: RewardConfig, s
     if "<tool_call>" not in response or "</tool_call>" not in response:
         return low
     try:
-        pred = [_decode(line) for line in tool_call_lines(response)]
+        pred = [decode_json(line) for line in tool_call_lines(response)]
         if gold == pred:
             return high
         if config.coarse:

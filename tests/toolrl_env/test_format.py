@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from toolrl_env.format import ParsedTurn, matches_shape, parse, render_observation, render_turn
+from toolrl_env.format import ParsedTurn, decode_json, matches_shape, parse, render_observation, render_turn
 from tools.call import ToolCall, ToolResult
 
 CALL_F = '{"name": "f", "parameters": {"x": 1}}'
@@ -330,3 +330,24 @@ TAG_SOUP = st.lists(
 def test_matches_shape_agrees_with_toolrl_on_tag_soup(text: str) -> None:
     for has_call, has_response in SHAPES:
         assert matches_shape(text, has_call, has_response) == toolrl_shape(text, has_call, has_response)
+
+
+JSON_SOUP = st.lists(
+    st.sampled_from(
+        ["{", "}", "[", "]", '"a"', ":", ",", "1", "-", ".5", "e3", "true", "null", "NaN", " ", "\t", "\n", "\x0b", "x"]
+    ),
+    max_size=10,
+).map("".join)
+
+
+def _loads_verdict(decode: Any, line: str) -> tuple[str, str]:
+    try:
+        return "ok", repr(decode(line))
+    except ValueError:
+        return "error", ""
+
+
+@settings(max_examples=3000, deadline=None)
+@given(line=JSON_SOUP | st.text(max_size=20))
+def test_decode_json_gives_json_loads_verdicts(line: str) -> None:
+    assert _loads_verdict(decode_json, line) == _loads_verdict(json.loads, line)

@@ -1,0 +1,1 @@
+"""The learner side (LLM policy, samplers, GRPO and other learners): arrives with issue #4."""

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from tools.call import ToolCall, ToolResult
 
-_scan_json = json.JSONDecoder().scan_once
+_scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in the stubs
 _JSON_SPACE = " \t\n\r"
 
 

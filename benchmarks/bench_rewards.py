@@ -57,6 +57,15 @@ def _variants(gold: str, rng: np.random.Generator) -> str:
     return f"<think>{think}</think>\n<tool_call>\n{{'name': broken\n</tool_call>"
 
 
+def calibration_ms() -> float:
+    """A fixed pure-Python loop, to tell the machine's speed at the time (it drifts on these VMs)."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(3_000_000):
+        total += i * i
+    return (time.perf_counter() - start) * 1e3
+
+
 def bench_rewards(pairs: list[tuple[str, str]], preset: str) -> float:
     """Rewards per second over all pairs (best of 3 passes)."""
     best = float("inf")
@@ -99,12 +108,14 @@ def main() -> None:
     pairs = [(_variants(g, rng), g) for g in (golds[int(i)] for i in rng.integers(len(golds), size=args.pairs))]
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
     print(f"golds from: {args.rlla or 'generated calculator tasks'}; pairs: {len(pairs)}")
+    print(f"calibration loop (3M multiply-adds): {calibration_ms():.0f} ms")
     for preset in ("default", "coarse", "refined", "schedule_reward", "with_length"):
         assert preset in PRESETS
         print(f"rewards/s [{preset}]: {bench_rewards(pairs, preset):,.0f}")
     for round_ in range(1, 4):  # three rounds, as this VM's speed drifts by tens of percent over seconds
         median, p99 = bench_steps(args.steps)
         print(f"ToolEnv-Calc-v0 step latency, round {round_}: median {median:.1f} µs, p99 {p99:.1f} µs")
+    print(f"calibration loop (3M multiply-adds): {calibration_ms():.0f} ms")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ def decode_json(line: str) -> Any:
     return value
 
 
+# One encoder for observations: json.dumps with `default=` would build a new encoder on every call.
+_encode_results = json.JSONEncoder(default=str).encode
 _MAX_ERRORS = 8
 MAX_PARAMETER_DEPTH = 64  # deeper arguments are refused, so records of calls stay copyable and picklable
 
@@ -210,7 +212,7 @@ def render_turn(
 def render_observation(results: Iterable[ToolResult]) -> str:
     """Render tool results as one `<obs>` record, shaped as in ToolRL's RLLA data."""
     payload = [{"name": r.name, "results": r.content} for r in results]
-    return f"<obs> {json.dumps(payload, default=str)} </obs>"
+    return f"<obs> {_encode_results(payload)} </obs>"
 
 
 def render_user(text: str) -> str:

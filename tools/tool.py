@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, SupportsIndex, overload
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 _JSON_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 
@@ -63,10 +63,19 @@ class Tool(BaseModel):
         description="Called with the arguments as keyword arguments; None answers with `mock_result`.",
     )
 
+    _flat: _FlatSchema | None = PrivateAttr(default=None)
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._flat = _FlatSchema.of(self.parameters)
+
     def validate_arguments(self, arguments: object) -> str | None:
         """None when `arguments` fit the schema, else a short message saying what is wrong; never raises."""
         if not isinstance(arguments, dict):
             return f"arguments must be a JSON object of parameter names to values, got {_type_name(arguments)}"
+        # Not `self._flat`: pydantic's private-attribute lookup is slow; its store always exists here.
+        flat = self.__pydantic_private__["_flat"]  # type: ignore[index]
+        if flat is not None and flat.accepts(arguments):
+            return None  # the common case, decided without walking the schema
         try:
             return _check_object(arguments, self.parameters, "", 0)
         except Exception as exc:  # a value or schema this checker cannot handle, e.g. an `==` that raises
@@ -86,6 +95,61 @@ class Tool(BaseModel):
             if found is self or (isinstance(found, Tool) and found == self):
                 return (_find_global, (module, qualname))
         return super().__reduce_ex__(protocol)
+
+
+_UNDECLARED = frozenset({"undeclared"})  # a sentinel of the types' own type
+_PLAIN_KEYS = frozenset({"type", "description", "title", "default", "examples", "nullable"})
+
+
+class _FlatSchema(typing.NamedTuple):
+    """A fast yes for the usual call: scalar arguments of an object schema whose properties only set types.
+
+    `accepts` says True only where the full checker finds nothing wrong; anything else goes to the full
+    checker, which also writes the message.
+    """
+
+    types: dict[str, frozenset[str] | None]  # property -> allowed JSON types (None: any)
+    required: frozenset[str]
+    closed: bool  # additionalProperties is false
+    open_schema: bool  # additionalProperties is a schema of its own: leave those to the full checker
+
+    @staticmethod
+    def of(schema: Mapping[str, Any]) -> _FlatSchema | None:
+        properties = schema.get("properties", {})
+        required = schema.get("required", [])
+        if not isinstance(properties, Mapping) or not isinstance(required, list):
+            return None
+        types = {}
+        for name, prop in properties.items():
+            if not isinstance(prop, Mapping) or not prop.keys() <= _PLAIN_KEYS:
+                return None
+            types[name] = json_types(prop)
+        additional = schema.get("additionalProperties")
+        return _FlatSchema(
+            types,
+            frozenset(n for n in required if isinstance(n, str)),
+            additional is False,
+            isinstance(additional, Mapping),
+        )
+
+    def accepts(self, arguments: dict[Any, Any]) -> bool:
+        if not self.required <= arguments.keys():
+            return False
+        types = self.types
+        for key, value in arguments.items():
+            if isinstance(value, (dict, list, tuple)):
+                return False  # containers: the full checker also bounds their depth
+            allowed = types.get(key, _UNDECLARED)
+            if allowed is _UNDECLARED:
+                if self.open_schema or (self.closed and key not in self.required):
+                    return False
+            elif allowed is not None:
+                for json_type in allowed:
+                    if _is_type(value, json_type):
+                        break
+                else:
+                    return False
+        return True
 
 
 def _find_global(module: str, qualname: str) -> Any:

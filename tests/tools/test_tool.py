@@ -8,11 +8,11 @@ import pickle
 from typing import Any, Literal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tools.tool import Tool, tool
+from tools.tool import Tool, _check_object, tool
 
 
 def _schemas(node: Any) -> list[dict[str, Any]]:
@@ -316,3 +316,31 @@ def test_tools_pickle_and_decorated_ones_come_back_as_themselves() -> None:
     assert pickle.loads(pickle.dumps(schema_only)) == schema_only
     assert copy.deepcopy(search_flights).executor is search_flights.executor
     assert "executor" not in search_flights.model_dump()
+
+
+FLAT_PROPERTY = st.fixed_dictionaries(
+    {},
+    optional={
+        "type": st.sampled_from(["string", "number", "integer", "boolean", "null", "int, optional", "any", "str"])
+        | st.lists(st.sampled_from(["string", "number", "integer", "null"]), min_size=1, max_size=2),
+        "description": st.just("d"),
+        "nullable": st.booleans(),
+    },
+)
+FLAT_SCHEMA = st.fixed_dictionaries(
+    {"type": st.just("object"), "properties": st.dictionaries(st.sampled_from("abcd"), FLAT_PROPERTY, max_size=4)},
+    optional={
+        "required": st.lists(st.sampled_from("abcde"), max_size=3),
+        "additionalProperties": st.sampled_from([False, True, {"type": "integer"}]),
+    },
+)
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3)
+ARGUMENTS = st.dictionaries(st.sampled_from("abcde"), SCALAR | st.lists(SCALAR, max_size=2), max_size=5)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(schema=FLAT_SCHEMA, arguments=ARGUMENTS)
+def test_fast_path_gives_the_full_checkers_verdict(schema: dict[str, Any], arguments: dict[str, Any]) -> None:
+    fast = Tool(name="t", parameters=schema).validate_arguments(arguments)
+    full = _check_object(arguments, schema, "", 0)
+    assert fast == full

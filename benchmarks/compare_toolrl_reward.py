@@ -186,6 +186,8 @@ def main() -> None:
         total, bad = total + count, bad + mismatches
         print(f"{name:55s} comparisons {count:>7,}  mismatches {mismatches}")
     print(f"all variants: {total:,} comparisons, {bad} mismatches")
+    count, mismatches = compare(toolrl, golds[:100], "default", SWITCHES["coarse"], seed=0)
+    print(f"control, ours 'default' against their coarse switch: {mismatches:,} of {count:,} differ (must be > 0)")
     assert set(SWITCHES) == set(PRESETS), "every preset is compared"
 
 

@@ -7,6 +7,7 @@ from `render_system`, so it has their exact layout, and the rows cover the shape
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,7 @@ class CounterSuite(ToolSuite):
     def __init__(self) -> None:
         super().__init__("counter", [tool(self.add)], timeout_s=None)
 
-    def reset(self, seed: int | None = None) -> None:
+    def reset(self, seed: int | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.state = {"count": 0}
 
     def add(self, amount: int) -> int:

@@ -197,7 +197,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         self._start_turn()
         self._episode_suite = self._suite_for(task) if self.config.mode == "multi_turn" else None
         if self._episode_suite is not None:
-            self._episode_suite.reset(seed=int(self.np_random.integers(2**31)))
+            self._episode_suite.reset(seed=int(self.np_random.integers(2**31)), options=task.suite_options)
         return self._observation(), {"task_id": task.id, "turn": 0}
 
     def step(self, action: str) -> tuple[list[dict[str, str]], float, bool, bool, dict[str, Any]]:

@@ -7,7 +7,7 @@ import queue
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tools.call import ToolCall, ToolResult
@@ -50,8 +50,9 @@ class ToolSuite:
         """The tool called `name`, or None."""
         return self._by_name.get(name)
 
-    def reset(self, seed: int | None = None) -> None:
-        """Start an episode; subclasses override this to create fresh state from `seed`."""
+    def reset(self, seed: int | None = None, options: Mapping[str, Any] | None = None) -> None:
+        """Start an episode; subclasses override this to create fresh state from `seed` and the task's
+        `suite_options` (for example BFCL's initial backend configuration)."""
 
     def get_state(self) -> Any:
         """A snapshot of the per-episode state that `set_state` can restore."""

@@ -6,7 +6,7 @@ import json
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -176,7 +176,7 @@ class Counter(ToolSuite):
     def __init__(self) -> None:
         super().__init__("counter", [tool(self.increment), tool(self.total)])
 
-    def reset(self, seed: int | None = None) -> None:
+    def reset(self, seed: int | None = None, options: Mapping[str, Any] | None = None) -> None:
         self.state = {"count": seed or 0}
 
     def increment(self, by: int = 1) -> int:

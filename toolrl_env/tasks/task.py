@@ -63,4 +63,9 @@ class Task(BaseModel):
         "(`<user> … </user>`, assistant turns, `<obs> … </obs>`).",
     )
     turns: list[Turn] = Field(min_length=1, description="The user turns of the episode, each with its gold.")
+    suite_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to the tool suite's `reset(seed, options)` at the start of each multi-turn episode "
+        "(for example BFCL's initial backend state).",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict, description="Source information (data set, row, split).")

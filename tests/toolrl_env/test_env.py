@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -23,6 +24,7 @@ from tools.calculator import CALCULATE, CONVERT_UNITS, CalculatorSuite, convert_
 from tools.call import ToolCall
 from tools.tool import Tool
 
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 REGISTERED = sorted(env_id for env_id in gym.registry if env_id.startswith("ToolEnv-"))
 
 THINK = "<think> t </think>\n"
@@ -55,7 +57,14 @@ def gold_action(step: GoldStep) -> str:
 @pytest.fixture
 def env_kwargs(rlla_data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What each registered id needs to be made (ids not listed need nothing)."""
-    return {"ToolEnv-RLLA-v0": {"data_path": str(rlla_data["json"])}}
+    return {
+        "ToolEnv-RLLA-v0": {"data_path": str(rlla_data["json"])},
+        "ToolEnv-APIBank-v0": {"data_path": str(FIXTURES / "api_bank")},
+        "ToolEnv-Bamboogle-v0": {
+            "data_path": str(FIXTURES / "bamboogle.json"),
+            "corpus_path": str(FIXTURES / "bamboogle_corpus.jsonl"),
+        },
+    }
 
 
 def calc_env(**kwargs: Any) -> ToolEnv:

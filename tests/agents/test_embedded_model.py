@@ -24,3 +24,4 @@ def test_the_cached_copy_gives_the_gguf_models_logits() -> None:
         ours, theirs = model(ids).logits, reference(ids).logits
     assert ids.shape[1] > 5 and model.num_parameters() == 134_515_008
     torch.testing.assert_close(ours, theirs)
+    assert getattr(model.config, "quantization_config", None) is None  # a plain model: it can be saved again

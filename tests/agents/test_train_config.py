@@ -1,0 +1,43 @@
+"""The main job's configuration: defaults, validation, files and flags."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from agents.grpo_train import parse_args
+from agents.train_config import TrainConfig, merge
+
+
+def test_batch_must_be_whole_groups() -> None:
+    with pytest.raises(ValidationError, match="multiple of group_size"):
+        TrainConfig(batch_size=6, group_size=4)
+
+
+def test_defaults_for_bfcl_train_on_one_category_with_the_chosen_preset() -> None:
+    config = TrainConfig(reward_preset="coarse")
+    assert config.resolved_env_kwargs() == {"category": "simple_python", "reward": "coarse"}
+    assert TrainConfig(env_kwargs={}).resolved_env_kwargs() == {"reward": "default"}
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(ValidationError, match="stepz"):
+        TrainConfig.model_validate({"stepz": 3})
+
+
+def test_merge_is_deep() -> None:
+    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_flags_override_the_config_file(tmp_path: Path, suffix: str) -> None:
+    data = {"steps": 7, "group_size": 2, "batch_size": 4, "grpo": {"lr": 0.5}, "warmup": {"examples": 3}}
+    path = tmp_path / f"run{suffix}"
+    path.write_text(json.dumps(data))  # JSON is YAML too
+    config, resume = parse_args(["--config", str(path), "--steps", "9", "--lr", "0.25", "--no-warmup"])
+    assert (config.steps, config.group_size, config.batch_size) == (9, 2, 4)
+    assert config.grpo.lr == 0.25 and config.warmup.examples == 3 and not config.warmup.enabled
+    assert resume is None

@@ -51,7 +51,7 @@ def evaluate(
     env: ToolEnv,
     task_ids: Sequence[str],
     max_new_tokens: int,
-    batch_tasks: int = 16,
+    batch_tasks: int = 8,
 ) -> tuple[dict[str, float], list[Episode]]:
     """Greedy episodes of each task, `batch_tasks` at a time; the summary and every episode."""
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)

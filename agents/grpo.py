@@ -94,7 +94,7 @@ class GRPOConfig(BaseModel):
     )
     max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient norm clip before each optimiser step.")
     shared_prompt: bool = Field(
-        default=False,
+        default=True,
         description="Run each distinct prompt once per mini-batch and expand its key/value cache to the episodes "
         "that share it (a GRPO group), gradients flowing back through it: the same loss and gradients with "
         "G-1 fewer prompt passes per group, and less activation memory.",
@@ -419,6 +419,8 @@ def policy_gradient_step(
                     del logprobs, entropy, loss  # free this micro-batch's logits before the next forward
                 totals["losses/grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
                 optimizer.step()
+                # Gradients are not needed until the next update; freeing them now keeps rollouts' peak memory lower.
+                optimizer.zero_grad(set_to_none=True)
     steps = config.epochs * config.mini_batches
     metrics = {name: value / steps for name, value in totals.items()}
     metrics["rollout/logprob_diff"] = _logprob_gap(episodes, current if old is None else old)

@@ -25,14 +25,13 @@ from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
 from agents.evaluation import evaluate, held_out_ids, make_tool_env, summarise, table, takes_split
-from agents.grpo import GRPOLearner
+from agents.memory import configure_allocator, release_free_memory
 from agents.policy import Policy
 from agents.protocols import Episode, Learner, SamplingParams
-from agents.rloo import RLOOLearner
 from agents.rollout import rollout
 from agents.run_folder import RunFolder, load_trainer_state
 from agents.sampling import HFSampler
-from agents.train_config import TrainConfig, merge, read_config_file
+from agents.train_config import TrainConfig, learner_class, merge, read_config_file
 from agents.warmup import demonstrations, warm_up
 
 
@@ -41,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]
     parser.add_argument("--env", help="a registered ToolEnv id (default ToolEnv-BFCL-v0)")
     parser.add_argument("--env-kwargs", type=json.loads, help='env kwargs as JSON, e.g. \'{"category": "multiple"}\'')
     parser.add_argument("--model", help="'embedded' (default), a Hugging Face hub id, or a local model folder")
-    parser.add_argument("--algo", choices=["grpo", "rloo"])
+    parser.add_argument("--algo", help="grpo (default), rloo, or module:Class of your own learner")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--group-size", type=int)
     parser.add_argument("--batch-size", type=int, help="episodes per step (a multiple of the group size)")
@@ -113,6 +112,7 @@ def step_record(
 
 
 def main(argv: list[str] | None = None) -> None:
+    configure_allocator()
     config, resume = parse_args(argv)
     out = config.output_dir or Path("runs") / f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
     config = config.model_copy(update={"output_dir": out})
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     policy = Policy.load(config.policy)
     sampler = HFSampler(policy)
-    learner: Learner = (GRPOLearner if config.algo == "grpo" else RLOOLearner)(policy, config.grpo)
+    learner: Learner = learner_class(config.algo)(policy, config.grpo)
     print(
         f"model {config.policy.model} on {policy.device} (bf16 autocast: {policy.autocast_bf16}), "
         f"loaded in {time.perf_counter() - started:.1f} s"
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
         evaluations["before"] = run_evaluation(run, "before", policy, sampler, eval_env, eval_ids, config, 0)
         if config.warmup.enabled:
             demos = demonstrations(train_env, sample_ids(train_ids, config.warmup.examples, config.seed), policy)
-            bar = tqdm(total=config.warmup.epochs * -(-len(demos) // config.warmup.micro_batch_size), desc="warm-up")
+            bar = tqdm(total=config.warmup.epochs * -(-len(demos) // config.warmup.batch_size), desc="warm-up")
 
             def on_step(step: int, total: int, loss: float) -> None:
                 bar.update(1)
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> None:
 
             losses = warm_up(policy, demos, config.warmup, config.seed, on_step)
             bar.close()
+            release_free_memory()
             run.log({"kind": "warmup", "step": 0, "warmup/loss_first": losses[0], "warmup/loss_last": losses[-1]})
             evaluations["after warm-up"] = run_evaluation(
                 run, "after warm-up", policy, sampler, eval_env, eval_ids, config, 0
@@ -195,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         learner_metrics = learner.update(episodes)
         sampler.sync(policy.model)
+        release_free_memory()
         record = step_record(step + 1, episodes, learner_metrics, time.perf_counter() - started)
         run.log(record)
         bar.set_postfix(
@@ -240,6 +242,7 @@ def run_evaluation(
 ) -> dict[str, float]:
     started = time.perf_counter()
     summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens)
+    release_free_memory()
     run.log({"kind": "eval", "name": name, "step": step, "summary": summary, "seconds": time.perf_counter() - started})
     shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items())
     print(f"eval [{name}] {shown} ({time.perf_counter() - started:.0f} s)")

@@ -4,8 +4,9 @@ Each episode's baseline is the mean reward of the other episodes of its group, s
 lowers its advantage, and no std is divided by. Everything else (clipped ratio, KL, loss aggregation, optimiser)
 is `agents.grpo`'s, configured with the same `GRPOConfig` (`normalize_std` and `std_eps` are unused).
 
-This file is the template for a new learner: subclass `PolicyGradientLearner`, define `advantages`, register the
-name to `TrainConfig.algo` (agents/train_config.py) and the learner choice in `agents/grpo_train.py`.
+This file is the template for a new learner: subclass `PolicyGradientLearner` and define `advantages`; then
+`python agents/grpo_train.py --algo your_module:YourLearner` uses it (or add a short name to
+`agents.train_config.LEARNERS`).
 """
 
 from __future__ import annotations

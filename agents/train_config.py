@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,6 +21,19 @@ DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
 }
 
 
+# Learners by name; any other `module:Class` implementing agents.protocols.Learner works too.
+LEARNERS = {"grpo": "agents.grpo:GRPOLearner", "rloo": "agents.rloo:RLOOLearner"}
+
+
+def learner_class(algo: str) -> Any:
+    """The learner class for a name in LEARNERS or a 'module:Class' path."""
+    module, _, name = LEARNERS.get(algo, algo).partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load learner {algo!r}: {exc}") from None
+
+
 class TrainConfig(BaseModel):
     """Everything `agents/grpo_train.py` does. Flags override the file given with --config."""
 
@@ -32,23 +46,28 @@ class TrainConfig(BaseModel):
         "training uses split='train' and evaluation split='test'.",
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="The model and where it runs.")
-    algo: Literal["grpo", "rloo"] = Field(default="grpo", description="The learner.")
+    algo: str = Field(
+        default="grpo",
+        description="The learner: 'grpo', 'rloo', or 'module:Class' for your own (built as Class(policy, grpo)).",
+    )
     grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="Learner settings (RLOO uses them too).")
     warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="The supervised warm-up stage.")
-    steps: int = Field(default=16, ge=0, description="GRPO steps (one rollout batch and its updates each).")
+    steps: int = Field(default=30, ge=0, description="GRPO steps (one rollout batch and its updates each).")
     group_size: int = Field(default=4, ge=2, description="Episodes per task (G); advantages are relative within it.")
     batch_size: int = Field(default=8, ge=2, description="Episodes per step; a multiple of group_size.")
     reward_preset: str = Field(default="default", description="The env's reward preset (toolrl_env.rewards.PRESETS).")
     max_new_tokens: int = Field(default=96, gt=0, description="Most tokens per model turn.")
     temperature: float = Field(default=1.0, gt=0, description="Sampling temperature while training.")
     seed: int = Field(default=0, description="Seeds task order, sampling and the warm-up.")
-    eval_limit: int | None = Field(default=40, ge=1, description="Held-out tasks evaluated (None: all).")
+    eval_limit: int | None = Field(default=80, ge=1, description="Held-out tasks evaluated (None: all).")
     eval_every: int = Field(default=0, ge=0, description="Evaluate every this many steps (0: before and after only).")
     save_every: int = Field(default=0, ge=0, description="Checkpoint every this many steps (0: at the end only).")
     output_dir: Path | None = Field(default=None, description="The run folder (None: runs/<env>-<time>).")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if self.algo not in LEARNERS and ":" not in self.algo:
+            raise ValueError(f"unknown algo {self.algo!r}; use one of {', '.join(LEARNERS)} or 'module:Class'")
         if self.batch_size % self.group_size:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of group_size ({self.group_size}); "

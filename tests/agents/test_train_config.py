@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from agents.grpo_train import parse_args
-from agents.train_config import TrainConfig, merge
+from agents.train_config import TrainConfig, learner_class, merge
 
 
 def test_batch_must_be_whole_groups() -> None:
@@ -41,3 +41,14 @@ def test_flags_override_the_config_file(tmp_path: Path, suffix: str) -> None:
     assert (config.steps, config.group_size, config.batch_size) == (9, 2, 4)
     assert config.grpo.lr == 0.25 and config.warmup.examples == 3 and not config.warmup.enabled
     assert resume is None
+
+
+def test_learners_by_name_or_import_path() -> None:
+    from agents.grpo import GRPOLearner
+    from agents.rloo import RLOOLearner
+
+    assert learner_class("grpo") is GRPOLearner and learner_class("agents.rloo:RLOOLearner") is RLOOLearner
+    with pytest.raises(ValidationError, match="unknown algo 'ppo2'"):
+        TrainConfig(algo="ppo2")
+    with pytest.raises(ValueError, match="cannot load learner"):
+        learner_class("agents.rloo:Missing")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 import toolrl_env  # noqa: F401  (registers the env ids)
@@ -40,6 +42,17 @@ def test_warm_up_lowers_the_loss_on_its_demonstrations(policy: Policy) -> None:
     env = make_tool_env("ToolEnv-BFCL-v0", category="simple_python", split="train")
     demos = demonstrations(env, [t.id for t in env.tasks[:4]], policy)
     before = completion_loss(policy, demos).item()
-    losses = warm_up(policy, demos, WarmupConfig(examples=4, epochs=6, lr=3e-3, micro_batch_size=2))
+    losses = warm_up(policy, demos, WarmupConfig(examples=4, epochs=6, lr=3e-3, batch_size=2))
     assert len(losses) == 12
     assert completion_loss(policy, demos).item() < 0.75 * before
+
+
+def test_accumulated_micro_batches_give_the_gradient_of_one_pass(policy: Policy) -> None:
+    demos = [([5, 6, 7], [8, 9]), ([10, 11, 12, 13], [16, 17, 18]), ([3, 4], [20])]
+    first = copy.deepcopy(policy)
+    warm_up(first, demos, WarmupConfig(examples=3, batch_size=3, micro_batch_size=3, lr=1e-2))
+    second = copy.deepcopy(policy)
+    warm_up(second, demos, WarmupConfig(examples=3, batch_size=3, micro_batch_size=1, lr=1e-2))
+    for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-3, rtol=0)  # Adam amplifies float noise in tiny gradients
+    assert not torch.equal(next(first.model.parameters()), next(policy.model.parameters()))

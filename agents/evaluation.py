@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from agents.policy import Policy
 from agents.protocols import Episode, Sampler, SamplingParams
@@ -19,10 +19,8 @@ from toolrl_env.env import ToolEnv
 def takes_split(env_id: str) -> bool:
     """True when the env id's factory has a `split` argument (train/test/all)."""
     entry = gym.spec(env_id).entry_point
-    if isinstance(entry, str):
-        module, _, name = entry.partition(":")
-        entry = getattr(importlib.import_module(module), name)
-    return entry is not None and "split" in inspect.signature(entry).parameters
+    factory = load_env_creator(entry) if isinstance(entry, str) else entry
+    return factory is not None and "split" in inspect.signature(factory).parameters
 
 
 def make_tool_env(env_id: str, **kwargs: Any) -> ToolEnv:
@@ -70,7 +68,7 @@ def make_tool_env_like(env: ToolEnv) -> ToolEnv:
     return pickle.loads(pickle.dumps(env))
 
 
-def held_out_ids(env: ToolEnv, limit: int | None) -> list[str]:
+def evaluation_ids(env: ToolEnv, limit: int | None) -> list[str]:
     """The first `limit` task ids in sorted order (all when None): a fixed evaluation set."""
     ids = sorted(t.id for t in env.tasks)
     return ids if limit is None else ids[:limit]

@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import DynamicCache
 
-from agents.policy import Policy, token_logprobs
+from agents.policy import Policy, logprobs_from_logits, token_logprobs
 from agents.protocols import Episode
 
 LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
@@ -337,7 +337,7 @@ def _shared_prompt_chunks(
         # The first continuation token is predicted by the prompt's last position.
         logits = torch.cat([leaves[-1].expand(size, -1, -1).to(logits.dtype), logits[:, :-1]], dim=1)
         del expanded
-        yield chunk, batch, *_logprobs_of(logits, tail, with_entropy)
+        yield chunk, batch, *logprobs_from_logits(logits, tail, with_entropy)
     grads = [(root, leaf.grad) for root, leaf in zip(roots, leaves, strict=True) if leaf.grad is not None]
     if grads:
         torch.autograd.backward([root for root, _ in grads], [grad for _, grad in grads])
@@ -347,15 +347,6 @@ def _base(model: torch.nn.Module) -> torch.nn.Module:
     """The transformers model under a peft wrapper (or the model itself)."""
     get_base = getattr(model, "get_base_model", None)
     return get_base() if callable(get_base) else model
-
-
-def _logprobs_of(
-    logits: torch.Tensor, targets: torch.Tensor, with_entropy: bool
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-prob of each target under its logits (taken to fp32 first), and optionally each distribution's entropy."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return chosen, -(logprobs.exp() * logprobs).sum(-1) if with_entropy else None
 
 
 def policy_gradient_step(

@@ -24,7 +24,8 @@ import torch
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
-from agents.evaluation import evaluate, held_out_ids, make_tool_env, summarise, table, takes_split
+from agents.evaluation import evaluate, evaluation_ids, make_tool_env, summarise, table, takes_split
+from agents.grpo import frac_zero_std_groups
 from agents.memory import configure_allocator, release_free_memory
 from agents.policy import Policy
 from agents.protocols import Episode, Learner, SamplingParams
@@ -92,10 +93,7 @@ def step_record(
     record: dict[str, Any] = {"kind": "train", "step": step}
     rewards = [e.reward for e in episodes]
     record["rollout/reward_mean"] = sum(rewards) / len(rewards)
-    groups: dict[int, list[float]] = {}
-    for e in episodes:
-        groups.setdefault(e.group, []).append(e.reward)
-    record["rollout/frac_zero_std_groups"] = sum(max(g) == min(g) for g in groups.values()) / len(groups)
+    record["rollout/frac_zero_std_groups"] = frac_zero_std_groups(rewards, [e.group for e in episodes])
     for name in sorted({k for e in episodes for c in e.reward_components for k in c}):
         values = [c.get(name, 0.0) for e in episodes for c in e.reward_components]
         record[f"reward/{name}"] = sum(values) / len(values)
@@ -130,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
         make_tool_env(config.env, **env_kwargs, **({"split": "train"} if split else {}))
         for _ in range(config.batch_size - 1)
     ]
-    eval_ids = held_out_ids(eval_env, config.eval_limit)
+    eval_ids = evaluation_ids(eval_env, config.eval_limit)
     train_ids = sorted(t.id for t in train_env.tasks)
     print(f"env {config.env} {env_kwargs}: {len(train_ids)} training tasks, {len(eval_ids)} held-out tasks evaluated")
 

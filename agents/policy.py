@@ -159,7 +159,13 @@ def token_logprobs(
         logits = policy.model(
             input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep + 1
         ).logits
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    chosen = logprobs.gather(-1, input_ids[:, -keep:].unsqueeze(-1)).squeeze(-1)
-    entropy = -(logprobs.exp() * logprobs).sum(-1) if with_entropy else None
-    return chosen, entropy
+    return logprobs_from_logits(logits[:, :-1], input_ids[:, -keep:], with_entropy)
+
+
+def logprobs_from_logits(
+    logits: torch.Tensor, targets: torch.Tensor, with_entropy: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Log-prob of each target under its logits (taken to fp32 first), and optionally each distribution's entropy."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return chosen, -(logprobs.exp() * logprobs).sum(-1) if with_entropy else None

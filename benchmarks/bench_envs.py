@@ -24,7 +24,6 @@ import numpy as np
 
 import toolrl_env  # noqa: F401  (registers the ids)
 from toolrl_env.env import ToolEnv
-from toolrl_env.tasks.task import Task
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = "<think>hm</think>\n<tool_call>\n{'name': broken\n</tool_call>"
@@ -43,32 +42,21 @@ def env_specs(data: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def gold_action(task: Task, turn: int, turn_step: int) -> str:
-    """The gold completion of this step of the task."""
-    steps = task.turns[min(turn, len(task.turns) - 1)].steps
-    return steps[min(turn_step, len(steps) - 1)].text or ""
-
-
 def time_episodes(env: ToolEnv, task_ids: list[str], gold: bool) -> dict[str, list[float]]:
     """Seconds per reset, per inner step and per last step, over one episode of each task."""
     times: dict[str, list[float]] = {"reset": [], "step": [], "last step": []}
-    tasks = {t.id: t for t in env.tasks}
     for task_id in task_ids:
         start = time.perf_counter()
         env.reset(seed=0, options={"task_id": task_id})
         times["reset"].append(time.perf_counter() - start)
-        done, turn, turn_step = False, 0, 0
+        done = False
         while not done:
-            action = gold_action(tasks[task_id], turn, turn_step) if gold else BROKEN
+            action = (env.current_gold().text or "") if gold else BROKEN
             start = time.perf_counter()
-            _, _, terminated, truncated, info = env.step(action)
+            _, _, terminated, truncated, _ = env.step(action)
             elapsed = time.perf_counter() - start
             done = terminated or truncated
             times["last step" if done else "step"].append(elapsed)
-            if info["parsed"]["tool_calls"]:
-                turn_step += 1
-            else:
-                turn, turn_step = turn + 1, 0
     return times
 
 

@@ -84,7 +84,8 @@ def _check_category(category: str) -> None:
         raise ValueError(f"unknown BFCL category {category!r}; known: {known}")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file (BFCL's data files are JSON lines despite their .json names)."""
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
@@ -92,7 +93,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def load_entries(category: str) -> list[dict[str, Any]]:
     """BFCL's test entries of one category (`id`, `question`, `function`, ...), in file order."""
     _check_category(category)
-    return _read_jsonl(bfcl_root() / "data" / f"BFCL_v4_{category}.json")
+    return read_jsonl(bfcl_root() / "data" / f"BFCL_v4_{category}.json")
 
 
 def load_possible_answers(category: str) -> dict[str, Any]:
@@ -101,4 +102,4 @@ def load_possible_answers(category: str) -> dict[str, Any]:
     path = bfcl_root() / "data" / "possible_answer" / f"BFCL_v4_{category}.json"
     if not path.is_file():
         return {}
-    return {row["id"]: row["ground_truth"] for row in _read_jsonl(path)}
+    return {row["id"]: row["ground_truth"] for row in read_jsonl(path)}

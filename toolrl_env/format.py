@@ -97,7 +97,7 @@ def matches_shape(text: str, has_call: bool, has_response: bool) -> bool:
     return close >= first + 10 and _ends_at(text, close + 11)
 
 
-def _between(text: str, open_tag: str, close_tag: str) -> str | None:
+def text_between(text: str, open_tag: str, close_tag: str) -> str | None:
     """Text after the first `open_tag` up to the next `close_tag`, or None if either is missing."""
     start = text.find(open_tag)
     if start < 0:
@@ -154,7 +154,7 @@ def parse(text: str) -> ParsedTurn:
         return ParsedTurn(errors=[f"expected a str action, got {type(text).__name__}"])
     text = text.strip()
     errors: list[str] = []
-    think = _between(text, "<think>", "</think>")
+    think = text_between(text, "<think>", "</think>")
     if think is None:
         errors.append("missing <think>…</think>")
     calls: list[ToolCall] = []
@@ -171,7 +171,7 @@ def parse(text: str) -> ParsedTurn:
                 calls.append(call)
             else:
                 errors.append(f"<tool_call> line {i + 1}: {call}")
-    response = _between(text, "<response>", "</response>")
+    response = text_between(text, "<response>", "</response>")
     has_response = "<response>" in text
     if has_response and response is None:
         errors.append("unclosed <response>")

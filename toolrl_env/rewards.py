@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolrl_env.format import decode_json, matches_shape, tool_call_lines
+from toolrl_env.format import decode_json, matches_shape, text_between, tool_call_lines
 from toolrl_env.metrics.qa import exact_match, f1_score
 
 
@@ -177,24 +177,16 @@ def length_reward(response: str, config: RewardConfig, step: int = 0) -> float:
     return share * (config.length_max - config.length_min) + config.length_min
 
 
-def _response_text(text: str) -> str | None:
-    """Text of the first <response>…</response>, stripped, as the env's parser reads it; None if absent."""
-    start = text.find("<response>")
-    if start < 0:
-        return None
-    end = text.find("</response>", start + 10)
-    return None if end < 0 else text[start + 10 : end].strip()
-
-
 def answer_reward(response: str, ground_truth: str, config: RewardConfig) -> float:
     """The answer component: 0 when off or when the gold has no <response>; otherwise the EM or F1 of the
     response's <response> text against the gold's, mapped onto [answer_min, answer_max]."""
     if config.answer is None:
         return 0.0
-    gold = _response_text(ground_truth)
+    gold = text_between(ground_truth, "<response>", "</response>")
     if gold is None:
         return 0.0
-    predicted = _response_text(response)
+    predicted = text_between(response, "<response>", "</response>")
+    gold, predicted = gold.strip(), None if predicted is None else predicted.strip()
     score = exact_match(predicted, gold) if config.answer == "em" else f1_score(predicted, gold)
     return (config.answer_max - config.answer_min) * score + config.answer_min
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from toolrl_env.bfcl_package import bfcl_root, import_bfcl
+from toolrl_env.bfcl_package import bfcl_root, import_bfcl, read_jsonl
 from tools.suite import ToolSuite
 from tools.tool import Tool
 
@@ -75,8 +74,7 @@ def function_docs(class_name: str) -> tuple[dict[str, Any], ...]:
     """BFCL's function documents of one class (name, description, parameters, response), in file order."""
     _check_class(class_name)
     path = bfcl_root() / "data" / "multi_turn_func_doc" / _config().MULTI_TURN_FUNC_DOC_FILE_MAPPING[class_name]
-    with path.open(encoding="utf-8") as f:
-        return tuple(json.loads(line) for line in f if line.strip())
+    return tuple(read_jsonl(path))
 
 
 @dataclass(frozen=True)

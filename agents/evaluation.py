@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import math
-from collections.abc import Sequence
+import pickle
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -13,6 +15,7 @@ from gymnasium.envs.registration import load_env_creator
 from agents.policy import Policy
 from agents.protocols import Episode, Sampler, SamplingParams
 from agents.rollout import RolloutConfig, rollout
+from agents.score_tables import TaskResult
 from toolrl_env.env import ToolEnv
 
 
@@ -50,22 +53,54 @@ def evaluate(
     task_ids: Sequence[str],
     max_new_tokens: int,
     batch_tasks: int = 8,
+    temperature: float = 0.0,
+    seed: int = 0,
+    on_batch: Callable[[list[Episode]], None] | None = None,
 ) -> tuple[dict[str, float], list[Episode]]:
-    """Greedy episodes of each task, `batch_tasks` at a time; the summary and every episode."""
-    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    """One episode of each task (greedy by default), `batch_tasks` at a time; the summary and every episode.
+    `on_batch` gets each batch's episodes as soon as they finish (to save or show progress)."""
+    params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature)
     envs = [env] + [make_tool_env_like(env) for _ in range(min(batch_tasks, len(task_ids)) - 1)]
     episodes: list[Episode] = []
     for start in range(0, len(task_ids), batch_tasks):
         chunk = list(task_ids[start : start + batch_tasks])
-        episodes += rollout(envs, chunk, 1, policy, sampler, params, RolloutConfig(), seed=start)
+        done = rollout(envs, chunk, 1, policy, sampler, params, RolloutConfig(), seed=seed + start)
+        episodes += done
+        if on_batch is not None:
+            on_batch(done)
     return summarise(episodes), episodes
 
 
 def make_tool_env_like(env: ToolEnv) -> ToolEnv:
     """Another env over the same tasks and settings (tool suites deep-copied by pickling)."""
-    import pickle
-
     return pickle.loads(pickle.dumps(env))
+
+
+def task_group(env: ToolEnv, task_id: str) -> str | None:
+    """The task's category (BFCL) or level (API-Bank) from its metadata, if it has one."""
+    metadata = env.task(task_id).metadata
+    group = metadata.get("category", metadata.get("level"))
+    return None if group is None else str(group)
+
+
+def task_result(episode: Episode, env_id: str, env_kwargs: dict[str, Any], env: ToolEnv, policy: Policy) -> TaskResult:
+    """An episode as a `TaskResult`: its metrics, return, and each model turn decoded."""
+    turns = [
+        [token for token, _ in run]
+        for trained, run in itertools.groupby(zip(episode.token_ids, episode.action_mask, strict=True), lambda p: p[1])
+        if trained
+    ]
+    return TaskResult(
+        env=env_id,
+        env_kwargs=env_kwargs,
+        task_id=episode.task_id,
+        group=task_group(env, episode.task_id),
+        reward=episode.reward,
+        tool_calls=episode.tool_calls,
+        truncated=episode.truncated,
+        metrics={k: v for k, v in episode.metrics.items() if isinstance(v, (bool, int, float, str))},
+        completions=[str(policy.tokenizer.decode(turn)) for turn in turns],
+    )
 
 
 def evaluation_ids(env: ToolEnv, limit: int | None) -> list[str]:

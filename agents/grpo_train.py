@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=config.seed * 1_000_003 + step * 1000,
             training_step=step,
         )
+        release_free_memory()  # the sampler's caches, before the update's peak
         learner_metrics = learner.update(episodes)
         sampler.sync(policy.model)
         release_free_memory()

@@ -12,12 +12,15 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from torch.utils.checkpoint import checkpoint
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 from agents.embedded_model import embedded_model_dir
 
@@ -131,6 +134,26 @@ class Policy:
             model = copy.deepcopy(model).merge_and_unload()
         model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
+
+
+@contextmanager
+def recomputing_layers(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
+    """Activation checkpointing for the forward passes inside: each transformer decoder layer keeps only its
+    inputs for backward and recomputes the rest there (non-reentrant `torch.utils.checkpoint`), whatever mode
+    the model is in. A recomputed layer writes its keys and values into the cache it was given a second time,
+    so a pass with a cache must use one whose writes can be repeated (`agents.grpo.PrefillCache`)."""
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)] if enabled else []
+    own = [layer.__dict__.get("forward") for layer in layers]  # hooks (accelerate) may have set one
+    for layer in layers:
+        layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
+    try:
+        yield
+    finally:
+        for layer, forward in zip(layers, own, strict=True):
+            if forward is None:
+                del layer.forward
+            else:
+                layer.forward = forward
 
 
 def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:

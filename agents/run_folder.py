@@ -97,13 +97,18 @@ class RunFolder:
         return final
 
     def latest_checkpoint(self) -> Path | None:
-        folder = self.path / "checkpoints"
-        found = [p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()] if folder.is_dir() else []
-        return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
+        return latest_checkpoint(self.path)
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    """A run folder's newest complete checkpoint (None when it has none)."""
+    folder = run / "checkpoints"
+    found = [p for p in folder.glob("step-*") if (p / STATE_FILE).is_file()] if folder.is_dir() else []
+    return max(found, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
 def load_trainer_state(checkpoint: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.policy import Policy, token_logprobs
+from agents.policy import Policy, recomputing_layers, token_logprobs
 from toolrl_env.env import ToolEnv
 
 Demonstration = tuple[list[int], list[int]]  # prompt ids, completion ids
@@ -37,8 +37,9 @@ class WarmupConfig(BaseModel):
     max_grad_norm: float = Field(default=1.0, gt=0, description="Gradient-norm clip.")
     gradient_checkpointing: bool = Field(
         default=True,
-        description="Recompute activations in the backward pass: the stage then fits the main job's 4 GiB "
-        "budget (about 3.3 GiB peak for the embedded model, against 4.0 without) at no measured cost in time.",
+        description="Recompute each decoder layer's activations in the backward pass (`recomputing_layers`): "
+        "the stage then fits the main job's 4 GiB budget (about 3.3 GB peak for the embedded model, against "
+        "4.0 without).",
     )
 
 
@@ -63,14 +64,12 @@ def warm_up(
     """Train on the demonstrations; returns the loss of each optimiser step. `on_step(step, total, loss)`."""
     model = policy.model
     model.train()
-    if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
     order = list(range(len(demos)))
     rng = random.Random(seed)
     total = config.epochs * ((len(demos) + config.batch_size - 1) // config.batch_size)
     losses = []
-    try:
+    with recomputing_layers(model, config.gradient_checkpointing):
         for _ in range(config.epochs):
             rng.shuffle(order)
             for start in range(0, len(order), config.batch_size):
@@ -89,9 +88,6 @@ def warm_up(
                 losses.append(loss)
                 if on_step is not None:
                     on_step(len(losses), total, loss)
-    finally:
-        if config.gradient_checkpointing:
-            model.gradient_checkpointing_disable()
     return losses
 
 

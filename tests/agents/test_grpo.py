@@ -12,12 +12,14 @@ from pydantic import ValidationError
 from agents.grpo import (
     GRPOConfig,
     GRPOLearner,
+    PrefillCache,
+    cache_argument,
     frac_zero_std_groups,
     group_advantages,
     policy_gradient_step,
     policy_loss,
 )
-from agents.policy import Policy
+from agents.policy import Policy, recomputing_layers
 from agents.protocols import Episode
 
 PROMPT = "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n"
@@ -163,15 +165,17 @@ def test_config_errors_say_what_to_change() -> None:
 # --- the learner on a tiny Llama ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
 @pytest.mark.parametrize("shared_prompt", [False, True])
 @pytest.mark.parametrize("mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
 def test_gradient_is_the_hand_computed_policy_gradient_of_action_tokens_only(
-    policy: Policy, mode: str, shared_prompt: bool
+    policy: Policy, mode: str, shared_prompt: bool, checkpointing: bool
 ) -> None:
     """SGD with lr 1 makes the weight change the negative gradient. It must equal the gradient of
     -sum A_i logp(action tokens) aggregated by hand from plain unpadded forwards: prompt and observation tokens
-    add nothing, padding and the trained span line up, micro-batches add up to the whole batch, and one prompt
-    pass per group (its cache expanded to the group's episodes) gives the same gradient as a pass per episode."""
+    add nothing, padding and the trained span line up, micro-batches add up to the whole batch, one prompt
+    pass per group (its cache expanded to the group's episodes) gives the same gradient as a pass per episode,
+    and recomputing layers in backward changes nothing."""
     episodes = batch(policy)
     advantages = torch.tensor([1.0, -0.5, 2.0, -1.5, 0.25])
     config = GRPOConfig(
@@ -180,6 +184,7 @@ def test_gradient_is_the_hand_computed_policy_gradient_of_action_tokens_only(
         max_grad_norm=1e9,
         max_completion_length=32,
         shared_prompt=shared_prompt,
+        gradient_checkpointing=checkpointing,
     )
     expected_model = copy.deepcopy(policy.model)
     hand = Policy(expected_model, policy.tokenizer)
@@ -202,6 +207,38 @@ def test_gradient_is_the_hand_computed_policy_gradient_of_action_tokens_only(
         change = before[name] - policy.model.state_dict()[name]
         torch.testing.assert_close(change, param.grad, rtol=1e-4, atol=1e-6, msg=name)
     assert float(param.grad.abs().sum()) > 0
+
+
+def test_recomputed_layers_keep_only_their_inputs_and_repeat_cache_writes_harmlessly(policy: Policy) -> None:
+    """Inside `recomputing_layers` a prompt pass keeps far fewer bytes for backward, its backward replays the
+    layers (their cache writes included) and gives the same gradient, and the PrefillCache is unchanged."""
+    ids = torch.tensor([policy.text_ids(PROMPT * 3)])
+
+    def prompt_pass(recompute: bool) -> tuple[int, list[torch.Tensor], list[torch.Tensor]]:
+        saved: list[int] = []
+        weights = {p.data_ptr() for p in policy.model.parameters()}
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            if tensor.data_ptr() not in weights:  # weights are referenced, not copied
+                saved.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        policy.model.zero_grad(set_to_none=True)
+        cache = PrefillCache()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), recomputing_layers(policy.model, recompute):
+            out = policy.model(input_ids=ids, use_cache=True, logits_to_keep=1, **{cache_argument(policy.model): cache})
+        keys = [layer.keys for layer in cache.layers]
+        (out.logits.sum() + sum(k.sum() for k in keys)).backward()
+        for layer, before in zip(cache.layers, keys, strict=True):  # the replay's writes replaced, not appended
+            torch.testing.assert_close(layer.keys, before)
+        return sum(saved), keys, [p.grad.clone() for p in policy.model.parameters()]
+
+    kept, keys, grads = prompt_pass(False)
+    kept_recomputing, keys_recomputing, grads_recomputing = prompt_pass(True)
+    assert kept_recomputing < kept / 4
+    assert [k.shape for k in keys_recomputing] == [k.shape for k in keys] == [keys[0].shape] * 2
+    for plain, recomputed in zip(grads, grads_recomputing, strict=True):
+        torch.testing.assert_close(recomputed, plain)
 
 
 def test_an_update_raises_the_better_completion(policy: Policy) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 
 import toolrl_env  # noqa: F401  (registers the env ids)
@@ -56,3 +57,15 @@ def test_accumulated_micro_batches_give_the_gradient_of_one_pass(policy: Policy)
     for a, b in zip(first.model.parameters(), second.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-3, rtol=0)  # Adam amplifies float noise in tiny gradients
     assert not torch.equal(next(first.model.parameters()), next(policy.model.parameters()))
+
+
+def test_recomputing_layers_changes_nothing_but_memory(policy: Policy) -> None:
+    demos = [([5, 6, 7], [8, 9]), ([10, 11, 12, 13], [16, 17, 18])]
+    runs = []
+    for recompute in (False, True):
+        twin = copy.deepcopy(policy)
+        config = WarmupConfig(examples=2, batch_size=2, lr=1e-2, gradient_checkpointing=recompute)
+        runs.append((warm_up(twin, demos, config), list(twin.model.parameters())))
+    assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-6)
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)

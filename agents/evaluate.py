@@ -2,7 +2,7 @@
 
     python agents/evaluate.py --env ToolEnv-BFCL-v0 --limit 10
     python agents/evaluate.py --model runs/my-run --env ToolEnv-BFCL-v0:split=test,category=simple_python \\
-        --env ToolEnv-APIBank-v0:data_path=../shared/data/api_bank
+        --env ToolEnv-APIBank-v0:data_path=../shared/data/toolrl
 
 `--env` takes an id, optionally followed by `:` and its kwargs, either as `key=value,...` (each value read as
 JSON when it parses, else as text: `category=["simple_python","multiple"]`, `level=1`) or as one JSON object.
@@ -30,9 +30,10 @@ from typing import Any
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
-from agents.evaluation import evaluate, make_tool_env, task_result
+from agents.evaluation import evaluate, make_tool_env, task_group, task_result
 from agents.memory import configure_allocator, release_free_memory
 from agents.policy import EMBEDDED, Policy, PolicyConfig
+from agents.protocols import Episode
 from agents.run_folder import latest_checkpoint
 from agents.sampling import HFSampler
 from agents.score_tables import TaskResult, canonical_kwargs, summary, tables
@@ -84,11 +85,10 @@ def select_tasks(env: ToolEnv, limit: int | None) -> list[str]:
     ids = sorted(t.id for t in env.tasks)
     if limit is None:
         return ids
-    taken: dict[Any, int] = defaultdict(int)
+    taken: dict[str | None, int] = defaultdict(int)
     chosen = []
     for task_id in ids:
-        metadata = env.task(task_id).metadata
-        group = metadata.get("category", metadata.get("level"))
+        group = task_group(env, task_id)
         if taken[group] < limit:
             taken[group] += 1
             chosen.append(task_id)
@@ -126,14 +126,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--limit must be at least 1")
     if args.batch_size < 1 or args.max_new_tokens < 1:
         parser.error("--batch-size and --max-new-tokens must be at least 1")
+    try:
+        args.env = [parse_env(spec) for spec in args.env or ["ToolEnv-BFCL-v0"]]
+        args.model = resolve_model(args.model)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
     configure_allocator()
     args = parse_args(argv)
-    envs = [parse_env(spec) for spec in args.env or ["ToolEnv-BFCL-v0"]]
-    model = resolve_model(args.model)
+    envs, model = args.env, args.model
     settings = {
         "model": model,
         "envs": [{"id": env_id, "kwargs": kwargs} for env_id, kwargs in envs],
@@ -172,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
             todo = [t for t in ids if (env_id, canonical_kwargs(kwargs), t) not in done]
 
             def save(
-                episodes: list[Any], env_id: str = env_id, kwargs: dict[str, Any] = kwargs, env: ToolEnv = env
+                episodes: list[Episode], env_id: str = env_id, kwargs: dict[str, Any] = kwargs, env: ToolEnv = env
             ) -> None:
                 for episode in episodes:
                     result = task_result(episode, env_id, kwargs, env, policy)

@@ -140,12 +140,13 @@ class Policy:
 def recomputing_layers(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
     """Activation checkpointing for the forward passes inside: each transformer decoder layer keeps only its
     inputs for backward and recomputes the rest there (non-reentrant `torch.utils.checkpoint`), whatever mode
-    the model is in. A recomputed layer writes its keys and values into the cache it was given a second time,
-    so a pass with a cache must use one whose writes can be repeated (`agents.grpo.PrefillCache`)."""
+    the model is in; passes without gradients run as they are. A recomputed layer writes its keys and values
+    into the cache it was given a second time, so a pass with a cache must use one whose writes can be
+    repeated (`agents.grpo.PrefillCache`)."""
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)] if enabled else []
     own = [layer.__dict__.get("forward") for layer in layers]  # hooks (accelerate) may have set one
     for layer in layers:
-        layer.forward = partial(checkpoint, layer.forward, use_reentrant=False)
+        layer.forward = partial(_recomputed, layer.forward)
     try:
         yield
     finally:
@@ -154,6 +155,12 @@ def recomputing_layers(model: torch.nn.Module, enabled: bool = True) -> Iterator
                 del layer.forward
             else:
                 layer.forward = forward
+
+
+def _recomputed(forward: Any, *args: Any, **kwargs: Any) -> Any:
+    if not torch.is_grad_enabled():  # nothing to recompute for
+        return forward(*args, **kwargs)
+    return checkpoint(forward, *args, use_reentrant=False, **kwargs)
 
 
 def _with_lora(model: PreTrainedModel, lora: LoraSettings) -> PreTrainedModel:

@@ -131,16 +131,26 @@ def generic_scores(results: Sequence[TaskResult]) -> dict[str, float]:
     return scores
 
 
-def _markdown(title: str, columns: Sequence[tuple[str, str]], rows: Mapping[str, Mapping[str, float]]) -> str:
-    """A Markdown table: one line per row name, one column per (key, header); percentages with one decimal."""
+def _percent(key: str, value: float) -> str:
+    return f"{100 * value:.1f}"
+
+
+def _markdown(
+    heading: str,
+    columns: Sequence[tuple[str, str]],
+    rows: Mapping[str, Mapping[str, float]],
+    cell: Callable[[str, float], str] = _percent,
+) -> str:
+    """A Markdown table under `heading`: one line per row name, one column per (key, header), each value
+    written by `cell(key, value)` (percentages with one decimal by default), "—" where a row lacks the key."""
     lines = [
-        f"**{title}**",
+        heading,
         "",
         "| | " + " | ".join(header for _, header in columns) + " |",
         "| --- |" + " ---: |" * len(columns),
     ]
     for name, scores in rows.items():
-        cells = [f"{100 * scores[key]:.1f}" if key in scores else "—" for key, _ in columns]
+        cells = [cell(key, scores[key]) if key in scores else "—" for key, _ in columns]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -162,8 +172,8 @@ def bfcl_tables(results: Results) -> str:
     title = f"BFCL accuracy (%), {len(covered)} of {len(BFCL_CATEGORIES)} categories, {tasks} tasks"
     return "\n\n".join(
         [
-            _markdown(title, groups, rows),
-            _markdown("BFCL accuracy (%) per category", [(f"category/{c}", c) for c in covered], rows),
+            _markdown(f"**{title}**", groups, rows),
+            _markdown("**BFCL accuracy (%) per category**", [(f"category/{c}", c) for c in covered], rows),
         ]
     )
 
@@ -172,26 +182,24 @@ def api_bank_table(results: Results) -> str:
     rows = {name: api_bank_scores(rs) for name, rs in results.items()}
     levels = sorted({k for r in rows.values() for k in r if k.startswith("level_")})
     columns = [(level, level.replace("_", " ").capitalize()) for level in levels] + [("overall", "Overall")]
-    return _markdown("API-Bank accuracy (%)", columns, rows)
+    return _markdown("**API-Bank accuracy (%)**", columns, rows)
 
 
 def bamboogle_table(results: Results) -> str:
     rows = {name: bamboogle_scores(rs) for name, rs in results.items()}
-    lines = _markdown("Bamboogle (%)", [("em", "Exact match"), ("f1", "F1")], rows).splitlines()
-    lines[2] += " Tool calls |"
-    lines[3] += " ---: |"
-    for index, name in enumerate(rows):
-        lines[4 + index] += f" {rows[name]['tool_calls']:.2f} |"
-    return "\n".join(lines)
+    columns = [("em", "Exact match"), ("f1", "F1"), ("tool_calls", "Tool calls")]
+    return _markdown(
+        "**Bamboogle (%)**",
+        columns,
+        rows,
+        lambda key, value: f"{value:.2f}" if key == "tool_calls" else _percent(key, value),
+    )
 
 
 def generic_table(env: str, results: Results) -> str:
     rows = {name: generic_scores(rs) for name, rs in results.items()}
     names = sorted({k for r in rows.values() for k in r})
-    lines = [f"**{env}** (means)", "", "| | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
-    for name, scores in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{scores[k]:.3f}" if k in scores else "—" for k in names) + " |")
-    return "\n".join(lines)
+    return _markdown(f"**{env}** (means)", [(k, k) for k in names], rows, lambda key, value: f"{value:.3f}")
 
 
 _BFCL_ENVS = ("ToolEnv-BFCL-v0", "ToolEnv-BFCLMultiTurn-v0")

@@ -24,11 +24,21 @@ def test_env_specs() -> None:
         "X",
         {"category": ["simple_python", "multiple"], "split": "test", "level": 2},
     )
-    assert script.parse_env("X:data_path=../shared/data/api_bank") == ("X", {"data_path": "../shared/data/api_bank"})
+    assert script.parse_env("X:data_path=../shared/data/toolrl") == ("X", {"data_path": "../shared/data/toolrl"})
     with pytest.raises(ValueError, match="key=value"):
         script.parse_env("X:simple_python")
     with pytest.raises(ValueError, match="not valid JSON"):
         script.parse_env("X:{category: 1}")
+
+
+def test_bad_env_specs_and_models_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        script.main(["--env", "ToolEnv-BFCL-v0:simple_python"])
+    assert "expected key=value pairs" in capsys.readouterr().err
+    (tmp_path / "checkpoints").mkdir()
+    with pytest.raises(SystemExit):
+        script.main(["--model", str(tmp_path)])
+    assert "no finished checkpoint" in capsys.readouterr().err
 
 
 def test_a_run_folder_means_its_latest_checkpoint(tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ def test_bamboogle_means() -> None:
         for i, (em, f1, calls) in enumerate([(1.0, 1.0, 2), (0.0, 0.5, 0), (0.0, 0.0, 1)])
     ]  # fmt: skip
     assert bamboogle_scores(results) == pytest.approx({"em": 1 / 3, "f1": 0.5, "tool_calls": 1.0})
+    assert "| run | 33.3 | 50.0 | 1.00 |" in tables({"run": results})
 
 
 def test_tables_put_each_result_set_on_a_row_and_both_bfcl_envs_in_one_table() -> None:

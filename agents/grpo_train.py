@@ -52,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]
     parser.add_argument("--output-dir", type=Path)
     parser.add_argument("--resume", type=Path, help="a run folder to continue from its last checkpoint")
     parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--eval-limit", type=int)
+    parser.add_argument("--eval-limit", type=int, help="held-out tasks evaluated before and after (0: none)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the supervised warm-up stage")
     parser.add_argument("--config", type=Path, help="a YAML or JSON file of TrainConfig fields")
     args = parser.parse_args(argv)
@@ -210,11 +210,16 @@ def main(argv: list[str] | None = None) -> None:
 
     if checkpoint is None or first_step < config.steps:
         run.save_checkpoint(config.steps, policy, learner.state_dict())
-        evaluations["after"] = run_evaluation(run, "after", policy, sampler, eval_env, eval_ids, config, config.steps)
+        if config.steps > 0:  # with no steps, the last evaluation already scored these weights
+            evaluations["after"] = run_evaluation(
+                run, "after", policy, sampler, eval_env, eval_ids, config, config.steps
+            )
     run.plot_rewards()
     run.close()
-    print(f"\nheld-out evaluation on {config.env} ({len(eval_ids)} tasks, greedy):\n")
-    print(table(evaluations))
+    evaluations = {name: summary for name, summary in evaluations.items() if summary}
+    if evaluations:
+        print(f"\nheld-out evaluation on {config.env} ({len(eval_ids)} tasks, greedy):\n")
+        print(table(evaluations))
     train = [r for r in run.records() if r.get("kind") == "train"]
     if len(train) >= 2:
         k = max(1, len(train) // 4)
@@ -239,6 +244,9 @@ def run_evaluation(
     config: TrainConfig,
     step: int,
 ) -> dict[str, float]:
+    """Score the policy on `ids` greedily and log it; an empty summary when there is nothing to evaluate."""
+    if not ids:
+        return {}
     started = time.perf_counter()
     summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens)
     release_free_memory()

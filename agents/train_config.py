@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agents.grpo import GRPOConfig
 from agents.policy import PolicyConfig
 from agents.warmup import WarmupConfig
+from toolrl_env.rewards import PRESETS, RewardConfig
 
 # What the main job trains on when only the env id is given: small enough for a 2-core CPU in 20 minutes.
 DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
@@ -55,17 +56,22 @@ class TrainConfig(BaseModel):
     steps: int = Field(default=30, ge=0, description="GRPO steps (one rollout batch and its updates each).")
     group_size: int = Field(default=4, ge=2, description="Episodes per task (G); advantages are relative within it.")
     batch_size: int = Field(default=8, ge=2, description="Episodes per step; a multiple of group_size.")
-    reward_preset: str = Field(default="default", description="The env's reward preset (toolrl_env.rewards.PRESETS).")
+    reward_preset: str | RewardConfig = Field(
+        default="default",
+        description="The env's reward: a preset name (toolrl_env.rewards.PRESETS) or a RewardConfig's fields.",
+    )
     max_new_tokens: int = Field(default=96, gt=0, description="Most tokens per model turn.")
     temperature: float = Field(default=1.0, gt=0, description="Sampling temperature while training.")
     seed: int = Field(default=0, description="Seeds task order, sampling and the warm-up.")
-    eval_limit: int | None = Field(default=80, ge=1, description="Held-out tasks evaluated (None: all).")
+    eval_limit: int | None = Field(default=80, ge=0, description="Held-out tasks evaluated (None: all; 0: none).")
     eval_every: int = Field(default=0, ge=0, description="Evaluate every this many steps (0: before and after only).")
     save_every: int = Field(default=0, ge=0, description="Checkpoint every this many steps (0: at the end only).")
     output_dir: Path | None = Field(default=None, description="The run folder (None: runs/<env>-<time>).")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        if isinstance(self.reward_preset, str) and self.reward_preset not in PRESETS:
+            raise ValueError(f"unknown reward preset {self.reward_preset!r}; presets: {', '.join(PRESETS)}")
         if self.algo not in LEARNERS and ":" not in self.algo:
             raise ValueError(f"unknown algo {self.algo!r}; use one of {', '.join(LEARNERS)} or 'module:Class'")
         if self.batch_size % self.group_size:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
@@ -37,3 +39,13 @@ def tiny_policy(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> Policy:
 @pytest.fixture
 def policy(tokenizer: PreTrainedTokenizerBase) -> Policy:
     return tiny_policy(tokenizer)
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path: Path, tokenizer: PreTrainedTokenizerBase) -> Path:
+    """The tiny model saved as a Hugging Face folder, for scripts that take --model."""
+    folder = tmp_path / "tiny"
+    policy = tiny_policy(tokenizer)
+    policy.model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

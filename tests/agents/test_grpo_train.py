@@ -8,10 +8,9 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM
 
 from agents.grpo_train import main
-from tests.agents.conftest import tiny_policy
 
 
 def records(run: Path, kind: str) -> list[dict[str, Any]]:
@@ -21,15 +20,6 @@ def records(run: Path, kind: str) -> list[dict[str, Any]]:
 
 def without_timings(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("perf/")}
-
-
-@pytest.fixture
-def tiny_model_dir(tmp_path: Path, tokenizer: PreTrainedTokenizerBase) -> Path:
-    folder = tmp_path / "tiny"
-    policy = tiny_policy(tokenizer)
-    policy.model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def tiny_args(model: Path, out: Path, config: Path, steps: int) -> list[str]:

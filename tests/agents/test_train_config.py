@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from agents.grpo_train import parse_args
 from agents.train_config import TrainConfig, learner_class, merge
+from toolrl_env.rewards import RewardConfig
 
 
 def test_batch_must_be_whole_groups() -> None:
@@ -21,6 +22,16 @@ def test_defaults_for_bfcl_train_on_one_category_with_the_chosen_preset() -> Non
     config = TrainConfig(reward_preset="coarse")
     assert config.resolved_env_kwargs() == {"category": "simple_python", "reward": "coarse"}
     assert TrainConfig(env_kwargs={}).resolved_env_kwargs() == {"reward": "default"}
+
+
+def test_the_reward_is_a_preset_name_or_a_reward_config() -> None:
+    with pytest.raises(ValidationError, match="unknown reward preset 'fine'"):
+        TrainConfig(reward_preset="fine")
+    config = TrainConfig.model_validate({"reward_preset": {"two_stage_step": 8}})
+    reward = config.resolved_env_kwargs()["reward"]
+    assert isinstance(reward, RewardConfig) and reward == RewardConfig(two_stage_step=8)
+    saved = json.loads(json.dumps(config.model_dump(mode="json")))  # as config.json holds it, for --resume
+    assert TrainConfig.model_validate(saved) == config
 
 
 def test_unknown_fields_are_refused() -> None:

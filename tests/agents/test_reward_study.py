@@ -1,0 +1,83 @@
+"""The reward-design study (agents/reward_study.py) run through benchmarks/reward_ablation.py on a tiny model:
+baselines, two presets, the table, the plot, and a re-run that redoes nothing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from agents.reward_study import stretched
+from toolrl_env.rewards import PRESETS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ablation() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("reward_ablation", ROOT / "benchmarks" / "reward_ablation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_schedules_are_stretched_to_the_budget() -> None:
+    assert stretched("max1_step30_max3", 30).two_stage_step == 8  # 30 of ToolRL's ~117 steps
+    assert stretched("schedule_reward", 117).schedule_steps == 150
+    assert stretched("schedule_reward", 39).schedule_steps == pytest.approx(50)
+    assert stretched("schedule_length", 39).length_words_schedule == pytest.approx((384, 640, 35))
+    assert stretched("max1_step30_max3", 1).two_stage_step == 1
+    for preset in ("default", "coarse", "with_length"):
+        assert stretched(preset, 10) == PRESETS[preset]
+
+
+def test_the_study_scores_baselines_and_presets_and_continues_where_it_stopped(
+    ablation: ModuleType, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "shared.json"
+    config.write_text(json.dumps({"group_size": 2, "batch_size": 4, "warmup": {"examples": 2, "batch_size": 2}}))
+    out = tmp_path / "study"
+    argv = [
+        "--model", str(tiny_model_dir), "--presets", "default", "max1_step30_max3", "--seeds", "0", "--steps", "2",
+        "--eval-limit", "1", "--api-bank-limit", "1", "--api-bank-path", str(ROOT / "tests" / "fixtures" / "api_bank"),
+        "--max-new-tokens", "8", "--config", str(config), "--output-dir", str(out),
+    ]  # fmt: skip
+    results = ablation.main(argv)
+
+    assert list(results["baselines"]) == ["untrained", "warm-up only"]
+    for scores in results["baselines"].values():
+        assert set(scores) == {"BFCL", "ToolEnv-APIBank-v0"}
+        assert set(scores["ToolEnv-APIBank-v0"]) == {"level_1", "level_2", "level_3", "overall"}
+    assert (out / "runs" / "warmup" / "checkpoints" / "step-0").is_dir()
+    for preset in ("default", "max1_step30_max3"):
+        run = out / "runs" / preset / "seed-0"
+        assert [p["step"] for p in results["presets"][preset]["0"]["curve"]] == [1, 2]
+        assert not (run / "checkpoints").exists()  # deleted once scored
+        trained = json.loads((run / "config.json").read_text())
+        assert trained["warmup"]["enabled"] is False and trained["steps"] == 2 and trained["group_size"] == 2
+        kinds = {json.loads(line)["kind"] for line in (run / "metrics.jsonl").read_text().splitlines()}
+        assert kinds == {"train"}  # --eval-limit 0: the study scores with evaluate.py instead
+    assert json.loads((out / "runs" / "default" / "seed-0" / "config.json").read_text())["reward_preset"] == "default"
+    two_stage = json.loads((out / "runs" / "max1_step30_max3" / "seed-0" / "config.json").read_text())
+    assert two_stage["reward_preset"]["two_stage_step"] == 1  # 30 of ~117 steps, stretched to 2
+
+    table = (out / "table.md").read_text()
+    assert "| untrained | — |" in table and "| warm-up only | — |" in table
+    assert "| GRPO, default | 1 |" in table and "| GRPO, max1_step30_max3 | 1 |" in table
+    assert (out / "ablation.png").stat().st_size > 0
+
+    metrics = out / "runs" / "default" / "seed-0" / "metrics.jsonl"
+    before = metrics.read_text()
+    assert ablation.main(argv) == json.loads((out / "results.json").read_text()) == results
+    assert metrics.read_text() == before  # nothing trained or scored again
+
+
+def test_bad_study_flags_are_usage_errors(ablation: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        ablation.main(["--api-bank-path", str(tmp_path / "missing")])
+    with pytest.raises(SystemExit):
+        ablation.main(["--steps", "0", "--api-bank-path", str(tmp_path)])

@@ -392,12 +392,13 @@ def policy_gradient_step(
     policy: Policy,
     optimizer: torch.optim.Optimizer,
     episodes: Sequence[Episode],
-    advantages: torch.Tensor,
+    advantages: torch.Tensor | Sequence[torch.Tensor],
     config: GRPOConfig,
     reference: Policy | None = None,
 ) -> dict[str, float]:
-    """`config.epochs` x `config.mini_batches` optimiser steps on the episodes, each episode's advantage given to
-    all its action tokens; returns the mean `losses/*` metrics over the steps and `rollout/logprob_diff`."""
+    """`config.epochs` x `config.mini_batches` optimiser steps on the episodes. `advantages` is one per episode
+    (a [N] tensor, given to all its action tokens) or one per token (a full-length tensor per episode, as PPO's
+    GAE gives); returns the mean `losses/*` metrics over the steps and `rollout/logprob_diff`."""
     if config.mini_batches > len(episodes):
         raise ValueError(
             f"mini_batches={config.mini_batches} exceeds the batch of {len(episodes)} episodes; "
@@ -426,7 +427,9 @@ def policy_gradient_step(
                     loss, stats = policy_loss(
                         logprobs,
                         old_lp,
-                        advantages[chunk].to(logprobs.device),
+                        advantages[chunk].to(logprobs.device)
+                        if isinstance(advantages, torch.Tensor)
+                        else _span([advantages[i] for i in chunk], batch),
                         batch.mask,
                         config,
                         ref_logprobs=None if ref is None else _span([ref[i] for i in chunk], batch),

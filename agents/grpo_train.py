@@ -6,7 +6,7 @@ Order of work, top to bottom: load the policy (the embedded SmolLM2-135M-Instruc
 greedily on the env's held-out split, warm it up on gold-format demonstrations from the training split
 (switch off with --no-warmup), then for each step: sample `group_size` episodes of `batch_size /
 group_size` training tasks through the env (which scores every turn), update the policy with the learner
-(GRPO, or RLOO with --algo rloo), log; finally evaluate again and print both evaluations side by side.
+(GRPO; RLOO or PPO with --algo rloo|ppo), log; finally evaluate again and print both evaluations side by side.
 Everything lands in the run folder (see agents/run_folder.py); --resume continues a run from its last
 checkpoint.
 """
@@ -28,11 +28,11 @@ from agents.evaluation import evaluate, evaluation_ids, make_tool_env, summarise
 from agents.grpo import frac_zero_std_groups
 from agents.memory import configure_allocator, release_free_memory
 from agents.policy import Policy
-from agents.protocols import Episode, Learner, SamplingParams
+from agents.protocols import Episode, SamplingParams
 from agents.rollout import rollout
 from agents.run_folder import RunFolder, load_trainer_state
 from agents.sampling import HFSampler
-from agents.train_config import TrainConfig, learner_class, merge, read_config_file
+from agents.train_config import TrainConfig, build_learner, merge, read_config_file
 from agents.warmup import demonstrations, warm_up
 
 
@@ -41,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]
     parser.add_argument("--env", help="a registered ToolEnv id (default ToolEnv-BFCL-v0)")
     parser.add_argument("--env-kwargs", type=json.loads, help='env kwargs as JSON, e.g. \'{"category": "multiple"}\'')
     parser.add_argument("--model", help="'embedded' (default), a Hugging Face hub id, or a local model folder")
-    parser.add_argument("--algo", help="grpo (default), rloo, or module:Class of your own learner")
+    parser.add_argument("--algo", help="grpo (default), rloo, ppo, or module:Class of your own learner")
     parser.add_argument("--steps", type=int)
     parser.add_argument("--group-size", type=int)
     parser.add_argument("--batch-size", type=int, help="episodes per step (a multiple of the group size)")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     policy = Policy.load(config.policy)
     sampler = HFSampler(policy)
-    learner: Learner = learner_class(config.algo)(policy, config.grpo)
+    learner = build_learner(config, policy)
     print(
         f"model {config.policy.model} on {policy.device} (bf16 autocast: {policy.autocast_bf16}), "
         f"loaded in {time.perf_counter() - started:.1f} s"
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         range(first_step, config.steps),
         initial=first_step,
         total=config.steps,
-        desc="GRPO" if config.algo == "grpo" else "RLOO",
+        desc=config.algo.upper() if config.algo in ("grpo", "rloo", "ppo") else "train",
     )
     for step in bar:
         started = time.perf_counter()

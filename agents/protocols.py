@@ -57,6 +57,11 @@ class Episode(BaseModel):
     )
     sampling_logprobs: list[float] = Field(description="Sampler log-probs per token (0 where action_mask is 0).")
     step_rewards: list[float] = Field(description="The env's reward of each step.")
+    turn_ends: list[int] = Field(
+        default_factory=list,
+        description="Index in token_ids of each model turn's last token, one per step (PPO puts each step's "
+        "reward there).",
+    )
     reward_components: list[dict[str, float]] = Field(description="Each step's reward breakdown.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="The env's episode metrics at the end.")
     tool_calls: int = Field(default=0, description="Tool calls the model made in the episode.")

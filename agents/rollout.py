@@ -42,6 +42,7 @@ class _Live:
         self.logprobs = [0.0] * len(prompt)
         self.user_text = user_text
         self.rewards: list[float] = []
+        self.turn_ends: list[int] = []
         self.components: list[dict[str, float]] = []
         self.tool_calls = 0
         self.metrics: dict[str, Any] = {}
@@ -56,6 +57,7 @@ class _Live:
             action_mask=self.action_mask,
             sampling_logprobs=self.logprobs,
             step_rewards=self.rewards,
+            turn_ends=self.turn_ends,
             reward_components=self.components,
             metrics=self.metrics,
             tool_calls=self.tool_calls,
@@ -107,6 +109,7 @@ def rollout(
             episode.token_ids += sample.token_ids
             episode.action_mask += [1] * len(sample.token_ids)
             episode.logprobs += sample.logprobs
+            episode.turn_ends.append(len(episode.token_ids) - 1)
             obs, reward, terminated, truncated, info = episode.env.step(sample.text)
             episode.rewards.append(float(reward))
             episode.components.append({k: float(v) for k, v in info["reward_breakdown"].items()})

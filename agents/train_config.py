@@ -11,7 +11,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agents.grpo import GRPOConfig
-from agents.policy import PolicyConfig
+from agents.policy import Policy, PolicyConfig
+from agents.ppo import PPOConfig
+from agents.protocols import Learner
 from agents.warmup import WarmupConfig
 from toolrl_env.rewards import PRESETS, RewardConfig
 
@@ -23,7 +25,7 @@ DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
 
 
 # Learners by name; any other `module:Class` implementing agents.protocols.Learner works too.
-LEARNERS = {"grpo": "agents.grpo:GRPOLearner", "rloo": "agents.rloo:RLOOLearner"}
+LEARNERS = {"grpo": "agents.grpo:GRPOLearner", "rloo": "agents.rloo:RLOOLearner", "ppo": "agents.ppo:PPOLearner"}
 
 
 def learner_class(algo: str) -> Any:
@@ -49,9 +51,13 @@ class TrainConfig(BaseModel):
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="The model and where it runs.")
     algo: str = Field(
         default="grpo",
-        description="The learner: 'grpo', 'rloo', or 'module:Class' for your own (built as Class(policy, grpo)).",
+        description="The learner: 'grpo', 'rloo', 'ppo', or 'module:Class' for your own (built as "
+        "Class(policy, grpo)).",
     )
-    grpo: GRPOConfig = Field(default_factory=GRPOConfig, description="Learner settings (RLOO uses them too).")
+    grpo: GRPOConfig = Field(
+        default_factory=GRPOConfig, description="Policy-update settings (RLOO and PPO use them too)."
+    )
+    ppo: PPOConfig = Field(default_factory=PPOConfig, description="The critic's settings, used by --algo ppo.")
     warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="The supervised warm-up stage.")
     steps: int = Field(default=30, ge=0, description="GRPO steps (one rollout batch and its updates each).")
     group_size: int = Field(default=4, ge=2, description="Episodes per task (G); advantages are relative within it.")
@@ -84,6 +90,13 @@ class TrainConfig(BaseModel):
     def resolved_env_kwargs(self) -> dict[str, Any]:
         base = DEFAULT_ENV_KWARGS.get(self.env, {}) if self.env_kwargs is None else self.env_kwargs
         return {**base, "reward": self.reward_preset}
+
+
+def build_learner(config: TrainConfig, policy: Policy) -> Learner:
+    """The configured learner over `policy`; PPO also gets the critic's settings."""
+    cls = learner_class(config.algo)
+    learner: Learner = cls(policy, config.grpo, config.ppo) if config.algo == "ppo" else cls(policy, config.grpo)
+    return learner
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -30,14 +30,15 @@ def tiny_args(model: Path, out: Path, config: Path, steps: int) -> list[str]:
     ]  # fmt: skip
 
 
-def test_resuming_continues_exactly_where_the_run_stopped(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_resuming_continues_exactly_where_the_run_stopped(tiny_model_dir: Path, tmp_path: Path, algo: str) -> None:
     # An entropy bonus makes every update move the weights even when a random model's rewards are all equal,
     # so the comparison covers weights, optimiser state and the sampling RNG.
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"grpo": {"entropy_coef": 0.05, "lr": 1e-3}, "save_every": 1}))
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    main(tiny_args(tiny_model_dir, straight, config, steps=2))
-    main(tiny_args(tiny_model_dir, interrupted, config, steps=1))
+    main([*tiny_args(tiny_model_dir, straight, config, steps=2), "--algo", algo])
+    main([*tiny_args(tiny_model_dir, interrupted, config, steps=1), "--algo", algo])
     main(["--resume", str(interrupted), "--steps", "2"])
     first, second = records(straight, "train"), records(interrupted, "train")
     assert [r["step"] for r in first] == [r["step"] for r in second] == [1, 2]

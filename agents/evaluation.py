@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import math
 import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
-
 from agents.policy import Policy
 from agents.protocols import Episode, Sampler, SamplingParams
 from agents.rollout import RolloutConfig, rollout
 from agents.score_tables import TaskResult
 from toolrl_env.env import ToolEnv
-
-
-def takes_split(env_id: str) -> bool:
-    """True when the env id's factory has a `split` argument (train/test/all)."""
-    entry = gym.spec(env_id).entry_point
-    factory = load_env_creator(entry) if isinstance(entry, str) else entry
-    return factory is not None and "split" in inspect.signature(factory).parameters
-
-
-def make_tool_env(env_id: str, **kwargs: Any) -> ToolEnv:
-    """`gymnasium.make` for a ToolEnv id, unwrapped (the agent needs its task list)."""
-    env = gym.make(env_id, **kwargs).unwrapped
-    if not isinstance(env, ToolEnv):
-        raise TypeError(f"{env_id} is not a ToolEnv id (got {type(env).__name__})")
-    return env
+from toolrl_env.registry import make_tool_env as make_tool_env  # re-exported: scripts import both from here
+from toolrl_env.registry import takes_split as takes_split
 
 
 def summarise(episodes: Sequence[Episode]) -> dict[str, float]:

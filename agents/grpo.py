@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from transformers import Cache, DynamicCache
 from transformers.cache_utils import DynamicLayer
 
+from agents.distributed import average_gradients
 from agents.policy import Policy, logprobs_from_logits, recomputing_layers, token_logprobs
 from agents.protocols import Episode
 
@@ -450,6 +451,7 @@ def policy_gradient_step(
                     if old is None:
                         current.extend(_unspan(old_lp, batch))
                     del logprobs, entropy, loss  # free this micro-batch's logits before the next forward
+                average_gradients(params)  # across processes under torchrun; nothing when run alone
                 totals["losses/grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
                 optimizer.step()
                 # Gradients are not needed until the next update; freeing them now keeps rollouts' peak memory lower.

@@ -14,8 +14,11 @@ checkpoint.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ import torch
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
+from agents import distributed
 from agents.evaluation import evaluate, evaluation_ids, make_tool_env, summarise, table, takes_split
 from agents.grpo import frac_zero_std_groups
 from agents.memory import configure_allocator, release_free_memory
@@ -112,9 +116,18 @@ def step_record(
 def main(argv: list[str] | None = None) -> None:
     configure_allocator()
     config, resume = parse_args(argv)
-    out = config.output_dir or Path("runs") / f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}"
+    rank, world = distributed.start()  # several processes under torchrun: see agents/distributed.py
+    out = distributed.from_main(config.output_dir or Path("runs") / f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = config.model_copy(update={"output_dir": out})
-    run = RunFolder(out)
+    run = RunFolder(out, write=distributed.is_main())
+    with contextlib.redirect_stdout(sys.stdout if rank == 0 else io.StringIO()):  # one process prints
+        train(config, resume, run, rank, world)
+    distributed.finish()
+
+
+def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, world: int) -> None:
+    """The main job's work, on this process's share of each step's tasks (all of them when run alone)."""
+    out = run.path
     run.write_config(config.model_dump(mode="json"))
     random.seed(config.seed)
     torch.manual_seed(config.seed)
@@ -134,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
 
     started = time.perf_counter()
     policy = Policy.load(config.policy)
+    distributed.broadcast_parameters(policy.model)  # identical replicas (LoRA adapters start random)
     sampler = HFSampler(policy)
     learner = build_learner(config, policy)
     print(
@@ -156,7 +170,11 @@ def main(argv: list[str] | None = None) -> None:
         evaluations["before"] = run_evaluation(run, "before", policy, sampler, eval_env, eval_ids, config, 0)
         if config.warmup.enabled:
             demos = demonstrations(train_env, sample_ids(train_ids, config.warmup.examples, config.seed), policy)
-            bar = tqdm(total=config.warmup.epochs * -(-len(demos) // config.warmup.batch_size), desc="warm-up")
+            bar = tqdm(
+                total=config.warmup.epochs * -(-len(demos) // config.warmup.batch_size),
+                desc="warm-up",
+                disable=rank != 0,
+            )
 
             def on_step(step: int, total: int, loss: float) -> None:
                 bar.update(1)
@@ -177,11 +195,14 @@ def main(argv: list[str] | None = None) -> None:
         initial=first_step,
         total=config.steps,
         desc=config.algo.upper() if config.algo in ("grpo", "rloo", "ppo") else "train",
+        disable=rank != 0,
     )
     for step in bar:
         started = time.perf_counter()
-        # Tasks of a step depend only on (seed, step), so a resumed run draws the same ones.
-        task_ids = random.Random(config.seed * 1_000_003 + step).sample(train_ids, tasks_per_step)
+        # Tasks of a step depend only on (seed, step), so a resumed run draws the same ones; each process
+        # takes its share.
+        drawn = random.Random(config.seed * 1_000_003 + step).sample(train_ids, tasks_per_step * world)
+        task_ids = drawn[rank::world]
         episodes = rollout(
             envs,
             task_ids,
@@ -189,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
             policy,
             sampler,
             params,
-            seed=config.seed * 1_000_003 + step * 1000,
+            seed=config.seed * 1_000_003 + (step * world + rank) * 1000,
             training_step=step,
         )
         release_free_memory()  # the sampler's caches, before the update's peak
@@ -244,8 +265,9 @@ def run_evaluation(
     config: TrainConfig,
     step: int,
 ) -> dict[str, float]:
-    """Score the policy on `ids` greedily and log it; an empty summary when there is nothing to evaluate."""
-    if not ids:
+    """Score the policy on `ids` greedily and log it; an empty summary when there is nothing to evaluate, and
+    on every process but the first under torchrun (the others wait at their next all-reduce)."""
+    if not ids or not distributed.is_main():
         return {}
     started = time.perf_counter()
     summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens)

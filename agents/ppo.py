@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.distributed import average_gradients
 from agents.grpo import (
     GRPOConfig,
     PolicyGradientLearner,
@@ -174,6 +175,7 @@ class PPOLearner(PolicyGradientLearner):
                         totals["losses/value"] += float(loss.detach())
                         clip = torch.where(batch.mask, (clipped - target) ** 2 > (values - target) ** 2, False)
                         totals["critic/value_clip_frac"] += float(clip.sum()) / max(tokens, 1)
+                    average_gradients(params)
                     totals["critic/grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
                     self.critic_optimizer.step()
                     self.critic_optimizer.zero_grad(set_to_none=True)

@@ -24,12 +24,16 @@ STATE_FILE = "trainer_state.pt"
 
 
 class RunFolder:
-    """Writes a run's files; checkpoints are written to a temporary folder and renamed into place."""
+    """Writes a run's files; checkpoints are written to a temporary folder and renamed into place. With
+    `write=False` (every process but the first under torchrun) it reads the folder and writes nothing."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, write: bool = True):
         self.path = path
-        path.mkdir(parents=True, exist_ok=True)
+        self.write = write
         self._tb: Any = None
+        if not write:
+            return
+        path.mkdir(parents=True, exist_ok=True)
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -38,10 +42,14 @@ class RunFolder:
             self._tb = None
 
     def write_config(self, config: dict[str, Any]) -> None:
+        if not self.write:
+            return
         (self.path / "config.json").write_text(json.dumps(config, indent=2, default=str) + "\n")
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to metrics.jsonl (and its numbers to TensorBoard at record['step'])."""
+        if not self.write:
+            return
         with (self.path / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(record, default=float) + "\n")
         if self._tb is not None:
@@ -59,7 +67,7 @@ class RunFolder:
     def plot_rewards(self) -> Path | None:
         """reward_curve.png from metrics.jsonl (None when matplotlib is missing or nothing was logged)."""
         steps = [r for r in self.records() if r.get("kind") == "train"]
-        if not steps:
+        if not steps or not self.write:
             return None
         try:
             import matplotlib
@@ -82,6 +90,8 @@ class RunFolder:
     def save_checkpoint(self, step: int, policy: Policy, learner_state: dict[str, Any]) -> Path:
         """checkpoints/step-<step>: the model (Hugging Face format) and the trainer's state, atomically."""
         final = self.path / "checkpoints" / f"step-{step}"
+        if not self.write:
+            return final
         staging = final.with_name(f".{final.name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         policy.save(staging)

@@ -190,6 +190,16 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             raise ValueError(f"training step must be >= 0, got {step}")
         self.training_step = step
 
+    def score(self, action: str) -> RewardBreakdown:
+        """The reward `step(action)` would give now, without taking the step or running any tool."""
+        return self._score(action)[2]
+
+    def offered_tools(self) -> list[Tool]:
+        """The tools offered in the current episode: the task's own, else the suite's."""
+        if self._task is None:
+            raise RuntimeError("no episode: call reset() before offered_tools()")
+        return self._offered(self._task)
+
     # -- MDP -------------------------------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -220,11 +230,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             raise RuntimeError("call reset() before step(): the episode has not started or has ended")
         task = self._task
         text = action.strip() if isinstance(action, str) else ""
-        gold = self.current_gold()
-        parsed = parse(action)
-        if self.align_gold is not None:
-            gold = self.align_gold(task, gold, parsed)
-        reward = compute_score(text, gold.text or "", self.training_step, self.reward_config)
+        parsed, gold, reward = self._score(action)
         results: list[ToolResult] = []
         turn, terminated = self._turn, False
         if self.config.mode == "single_turn":
@@ -301,6 +307,16 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
             self._episode_suite.set_state(state["suite"])
 
     # -- helpers ---------------------------------------------------------------------------------------
+    def _score(self, action: str) -> tuple[ParsedTurn, GoldStep, RewardBreakdown]:
+        """The parsed action, the gold it is scored against, and its reward at the current step."""
+        gold = self.current_gold()  # raises before reset() and after the episode's end
+        assert self._task is not None
+        text = action.strip() if isinstance(action, str) else ""
+        parsed = parse(action)
+        if self.align_gold is not None:
+            gold = self.align_gold(self._task, gold, parsed)
+        return parsed, gold, compute_score(text, gold.text or "", self.training_step, self.reward_config)
+
     def _system_prompt(self, task: Task) -> str:
         if task.system is not None:
             return task.system

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 import warnings
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from toolrl_env.env import ToolEnv
 from toolrl_env.tasks.calc import Split, generate_calc_tasks
@@ -105,6 +107,21 @@ def register_suite(
     env_id = f"ToolEnv-{name}-v0"
     gym.register(id=env_id, entry_point="toolrl_env.registry:make_suite_env", kwargs={"suite_name": name})
     return env_id
+
+
+def make_tool_env(env_id: str, **env_kwargs: Any) -> ToolEnv:
+    """`gymnasium.make` for a ToolEnv id, unwrapped (callers need its tasks, reward config and suite)."""
+    env = gym.make(env_id, **env_kwargs).unwrapped
+    if not isinstance(env, ToolEnv):
+        raise TypeError(f"{env_id!r} is not a ToolEnv id (it makes a {type(env).__name__}); use a ToolEnv-* id")
+    return env
+
+
+def takes_split(env_id: str) -> bool:
+    """True when the env id's factory has a `split` argument (train/test/all)."""
+    entry = gym.spec(env_id).entry_point
+    factory = load_env_creator(entry) if isinstance(entry, str) else entry
+    return factory is not None and "split" in inspect.signature(factory).parameters
 
 
 def load_suite_plugins() -> list[str]:

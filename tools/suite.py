@@ -71,18 +71,18 @@ class ToolSuite:
         tool = self._by_name.get(call.name)
         if tool is None:
             offered = ", ".join(self._by_name) or "none"
-            return _failure(call.name, f"unknown tool {call.name!r}; offered: {offered}")
+            return error_result(call.name, f"unknown tool {call.name!r}; offered: {offered}")
         error = tool.validate_arguments(call.parameters) if self.check_arguments else None
         if error is not None:
-            return _failure(call.name, error)
+            return error_result(call.name, error)
         if tool.executor is None:
             return ToolResult(name=call.name, ok=True, content=mock_result(tool, call.parameters))
         try:
             ok, value = self._execute(tool.executor, call.parameters)
         except TimeoutError:
-            return _failure(call.name, f"timed out after {self.timeout_s:g} s")
+            return error_result(call.name, f"timed out after {self.timeout_s:g} s")
         if not ok:
-            return _failure(call.name, _describe_exception(value))
+            return error_result(call.name, describe_exception(value))
         return ToolResult(name=call.name, ok=True, content=_to_json(value, 0))
 
     def _execute(self, executor: Callable[..., Any], arguments: dict[str, Any]) -> tuple[bool, Any]:
@@ -151,17 +151,23 @@ def _serve(jobs: queue.SimpleQueue[_Job | None], replies: queue.SimpleQueue[tupl
             replies.put((False, exc))
 
 
-def _failure(name: str, message: str) -> ToolResult:
+def error_result(name: str, message: str) -> ToolResult:
+    """A failed call's result: the error observation the model reads."""
     return ToolResult(name=name, ok=False, content={"error": message})
 
 
-def _describe_exception(exc: BaseException) -> str:
+def clip_error(text: str) -> str:
+    """An error text cut to its first _MAX_ERROR_CHARS characters."""
+    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+
+
+def describe_exception(exc: BaseException) -> str:
+    """'Type: message' of an exception (even one whose str() raises), clipped."""
     try:
         message = str(exc)
     except Exception:
         message = ""
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 3] + "..."
+    return clip_error(f"{type(exc).__name__}: {message}" if message else type(exc).__name__)
 
 
 def _to_json(value: Any, depth: int) -> Any:

@@ -393,7 +393,7 @@ def _tool_from_function(func: Callable[..., Any], name: str | None, description:
     return Tool(
         name=name or func_name,
         description=description if description is not None else summary,
-        parameters=_clean_schema(raw_schema, defs, func_name, ()),
+        parameters=clean_schema(raw_schema, defs, func_name, ()),
         executor=func,
     )
 
@@ -440,10 +440,10 @@ _KEY_ORDER = {
 _DATA_KEYS = frozenset({"default", "enum", "const", "examples", "required"})
 
 
-def _clean_schema(node: Any, defs: Mapping[str, Any], func_name: str, active: tuple[str, ...]) -> Any:
+def clean_schema(node: Any, defs: Mapping[str, Any], func_name: str, active: tuple[str, ...]) -> Any:
     """Inline `$ref`s and drop titles so the schema shown to the model is short and self-contained."""
     if isinstance(node, list):
-        return [_clean_schema(item, defs, func_name, active) for item in node]
+        return [clean_schema(item, defs, func_name, active) for item in node]
     if not isinstance(node, dict):
         return node
     cleaned: dict[str, Any] = {}
@@ -455,14 +455,14 @@ def _clean_schema(node: Any, defs: Mapping[str, Any], func_name: str, active: tu
                 f"tool function {func_name!r}: type {ref_name!r} refers to itself; "
                 "tool parameters must be finite JSON, so use a non-recursive type"
             )
-        cleaned.update(_clean_schema(defs.get(ref_name, {}), defs, func_name, (*active, ref_name)))
+        cleaned.update(clean_schema(defs.get(ref_name, {}), defs, func_name, (*active, ref_name)))
     for key, value in node.items():
         if key in ("title", "$ref", "$defs"):
             continue
         if key in _DATA_KEYS:
             cleaned[key] = value
         elif key in ("properties", "patternProperties") and isinstance(value, dict):
-            cleaned[key] = {prop: _clean_schema(sub, defs, func_name, active) for prop, sub in value.items()}
+            cleaned[key] = {prop: clean_schema(sub, defs, func_name, active) for prop, sub in value.items()}
         else:
-            cleaned[key] = _clean_schema(value, defs, func_name, active)
+            cleaned[key] = clean_schema(value, defs, func_name, active)
     return dict(sorted(cleaned.items(), key=lambda item: _KEY_ORDER.get(item[0], len(_KEY_ORDER))))

@@ -840,3 +840,21 @@ def test_single_turn_explains_unknown_tools_and_bad_arguments_without_running_th
     assert info["call_errors"][0] == "unknown tool 'triple'; offered: double"
     assert "'x'" in info["call_errors"][1] and "integer" in info["call_errors"][1]
     assert info["tool_results"] == [] and ran == []
+
+
+def test_score_is_what_step_would_give_and_changes_nothing() -> None:
+    env = gym.make("ToolEnv-Calc-v0", num_tasks=5).unwrapped
+    assert isinstance(env, ToolEnv)
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.offered_tools()
+    env.reset(seed=0)
+    assert [t.name for t in env.offered_tools()] == ["calculate", "convert_units"]
+    gold = env.current_gold().text or ""
+    wrong = call_action({"name": "calculate", "parameters": {"expression": "1 + 1"}})
+    state = env.get_state()
+    scores = [env.score(gold), env.score(wrong), env.score("no tags")]
+    assert env.get_state() == state  # nothing ran, nothing was recorded
+    assert [s.total for s in scores] == sorted((s.total for s in scores), reverse=True) and scores[0].total == 4.0
+    for action, score in zip([gold, wrong, "no tags"], scores, strict=True):
+        env.set_state(state)
+        assert env.step(action)[4]["reward_breakdown"] == score.model_dump()

@@ -63,7 +63,7 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     flat /= world_size()
     offset = 0
     for param, grad in zip(params, grads, strict=True):
-        param.grad = flat[offset : offset + grad.numel()].view_as(grad).clone()
+        param.grad = flat[offset : offset + grad.numel()].view_as(grad)  # views of one buffer: no second copy
         offset += grad.numel()
 
 

@@ -255,6 +255,12 @@ def _unspan(values: torch.Tensor, batch: _Batch) -> list[torch.Tensor]:
     return [full[row, :length] for row, length in enumerate(batch.lengths)]
 
 
+def mini_batch_ranges(count: int, mini_batches: int) -> list[tuple[int, int]]:
+    """`mini_batches` contiguous (start, end) ranges covering `count` episodes, as even as rounding allows."""
+    bounds = torch.linspace(0, count, mini_batches + 1).round().long().tolist()
+    return list(itertools.pairwise(bounds))
+
+
 def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -413,12 +419,11 @@ def policy_gradient_step(
     old = None if single_update else _logprobs_no_grad(policy, episodes, config)
     ref = None if reference is None else _logprobs_no_grad(reference, episodes, config)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    bounds = torch.linspace(0, len(episodes), config.mini_batches + 1).round().long().tolist()
     totals: dict[str, float] = defaultdict(float)
     current: list[torch.Tensor] = []
     with _no_dropout(policy.model):
         for _ in range(config.epochs):
-            for lo, hi in itertools.pairwise(bounds):
+            for lo, hi in mini_batch_ranges(len(episodes), config.mini_batches):
                 optimizer.zero_grad(set_to_none=True)
                 mini = list(range(lo, hi))
                 tokens = sum(sum(episodes[i].action_mask) for i in mini)

@@ -10,7 +10,6 @@ with the critic's own optimiser. ToolRL's PPO ran veRL with actor lr 1e-6, criti
 from __future__ import annotations
 
 import copy
-import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from agents.grpo import (
     _no_dropout,
     _span,
     _unspan,
+    mini_batch_ranges,
     policy_gradient_step,
 )
 from agents.policy import Policy, recomputing_layers
@@ -156,11 +156,10 @@ class PPOLearner(PolicyGradientLearner):
         """`epochs` x `mini_batches` steps of the clipped value loss (token mean over model tokens)."""
         config, pad_id = self.config, int(self.policy.tokenizer.pad_token_id)
         params = list(self.critic.parameters())
-        bounds = torch.linspace(0, len(episodes), config.mini_batches + 1).round().long().tolist()
         totals: dict[str, float] = defaultdict(float)
         with _no_dropout(self.critic), recomputing_layers(self.critic, config.gradient_checkpointing):
             for _ in range(config.epochs):
-                for lo, hi in itertools.pairwise(bounds):
+                for lo, hi in mini_batch_ranges(len(episodes), config.mini_batches):
                     self.critic_optimizer.zero_grad(set_to_none=True)
                     tokens = sum(sum(episodes[i].action_mask) for i in range(lo, hi))
                     for chunk in _chunks(range(lo, hi), config.micro_batch_size):

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agents import evaluate as evaluate_script
 from agents import grpo_train
-from agents.run_folder import latest_checkpoint
+from agents.run_folder import RunFolder, latest_checkpoint
 from agents.train_config import merge
 from toolrl_env.rewards import PRESETS, RewardConfig
 
@@ -91,15 +91,18 @@ class Study:
         self.config = config
         self.out = config.output_dir
 
+    def evaluations(self, name: str) -> list[tuple[Path, str, int]]:
+        """Where each of a model's scores goes, with evaluate.py's env spec and task limit for it."""
+        folder = self.out / "scores" / name
+        api_bank = json.dumps({"data_path": str(self.config.api_bank_path)})
+        return [
+            (folder / "bfcl", f'{BFCL}:{{"category": "simple_python", "split": "test"}}', self.config.eval_limit),
+            (folder / "api_bank", f"{API_BANK}:{api_bank}", self.config.api_bank_limit),
+        ]
+
     def score(self, name: str, model: str) -> dict[str, dict[str, float]]:
         """Score `model` on BFCL and API-Bank into scores/<name>/ (what is already there is kept)."""
-        folder = self.out / "scores" / name
-        runs = [
-            (folder / "bfcl", f'{BFCL}:{{"category": "simple_python", "split": "test"}}', self.config.eval_limit),
-            (folder / "api_bank", f"{API_BANK}:{json.dumps({'data_path': str(self.config.api_bank_path)})}",
-             self.config.api_bank_limit),
-        ]  # fmt: skip
-        for results, spec, limit in runs:
+        for results, spec, limit in self.evaluations(name):
             if not (results / "summary.json").is_file():
                 evaluate_script.main(
                     ["--model", model, "--env", spec, "--limit", str(limit),
@@ -110,17 +113,18 @@ class Study:
     def scores(self, name: str) -> dict[str, dict[str, float]]:
         """The finished scores of scores/<name>/, by benchmark (evaluate.py's summary.json files)."""
         summaries: dict[str, dict[str, float]] = {}
-        for summary in sorted((self.out / "scores" / name).glob("*/summary.json")):
-            summaries.update(json.loads(summary.read_text()))
+        for results, _, _ in self.evaluations(name):
+            if (results / "summary.json").is_file():
+                summaries.update(json.loads((results / "summary.json").read_text()))
         return summaries
 
     def scored(self, name: str) -> bool:
-        return all((self.out / "scores" / name / part / "summary.json").is_file() for part in ("bfcl", "api_bank"))
+        return all((results / "summary.json").is_file() for results, _, _ in self.evaluations(name))
 
     def train(self, run: Path, config: dict[str, Any], extra: list[str]) -> Path:
         """Run grpo_train.py into `run` (from scratch unless it already finished); its final checkpoint."""
         final = latest_checkpoint(run)
-        if final is not None and final.name == f"step-{config.get('steps', 0)}":
+        if final is not None and final.name == f"step-{config['steps']}":
             return final
         shutil.rmtree(run, ignore_errors=True)  # an unfinished run starts again
         run.mkdir(parents=True)
@@ -163,16 +167,11 @@ class Study:
 
 def training_curve(run: Path) -> list[dict[str, float]]:
     """Per training step: mean reward and exact-match rate of the sampled episodes (metrics.jsonl)."""
-    path = run / "metrics.jsonl"
-    steps: dict[int, dict[str, float]] = {}
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        record = json.loads(line)
-        if record.get("kind") == "train":
-            steps[record["step"]] = {
-                "step": record["step"],
-                "reward": record["rollout/reward_mean"],
-                "exact_match": record.get("env/exact_match", 0.0),
-            }
+    steps = {
+        r["step"]: {"step": r["step"], "reward": r["rollout/reward_mean"], "exact_match": r.get("env/exact_match", 0.0)}
+        for r in RunFolder(run, write=False).records()
+        if r.get("kind") == "train"
+    }
     return [steps[s] for s in sorted(steps)]
 
 

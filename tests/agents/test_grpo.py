@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from pydantic import ValidationError
 from agents.grpo import (
     GRPOConfig,
     GRPOLearner,
+    PolicyGradientLearner,
     PrefillCache,
     cache_argument,
     frac_zero_std_groups,
@@ -287,17 +289,25 @@ def test_shared_prompt_gives_the_same_update_and_metrics(policy: Policy) -> None
     assert shared == pytest.approx(plain, rel=1e-4, abs=1e-6)
 
 
-def test_state_dict_round_trip_continues_identically(policy: Policy) -> None:
-    config = GRPOConfig(lr=1e-3, kl_coef=0.05, epochs=2)
+def assert_resumes_identically(
+    make_learner: Callable[[Policy], PolicyGradientLearner], policy: Policy, episodes: list[Episode]
+) -> tuple[PolicyGradientLearner, PolicyGradientLearner]:
+    """One update, then a second learner built over a copy and loaded from the first's state: both take the next
+    update identically (metrics and weights). Returns (original, resumed) for learner-specific checks."""
     fresh = Policy(copy.deepcopy(policy.model), policy.tokenizer)
-    learner = GRPOLearner(policy, config)
-    episodes = batch(policy)
+    learner = make_learner(policy)
     learner.update(episodes[:3])
     weights, state = copy.deepcopy(policy.model.state_dict()), copy.deepcopy(learner.state_dict())
 
-    resumed = GRPOLearner(fresh, config)
+    resumed = make_learner(fresh)
     fresh.model.load_state_dict(weights)
     resumed.load_state_dict(state)
     assert resumed.update(episodes) == learner.update(episodes)
     for name, value in policy.model.state_dict().items():
         assert torch.equal(value, fresh.model.state_dict()[name]), name
+    return learner, resumed
+
+
+def test_state_dict_round_trip_continues_identically(policy: Policy) -> None:
+    config = GRPOConfig(lr=1e-3, kl_coef=0.05, epochs=2)
+    assert_resumes_identically(lambda p: GRPOLearner(p, config), policy, batch(policy))

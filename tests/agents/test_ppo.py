@@ -12,7 +12,7 @@ from agents.grpo import GRPOConfig, policy_gradient_step
 from agents.policy import Policy
 from agents.ppo import PPOConfig, PPOLearner, gae, token_rewards
 from agents.protocols import Episode
-from tests.agents.test_grpo import PROMPT, batch, episode, sequence_logprob
+from tests.agents.test_grpo import PROMPT, assert_resumes_identically, batch, episode, sequence_logprob
 
 
 def with_turns(ep: Episode, rewards: list[float] | None = None) -> Episode:
@@ -93,15 +93,7 @@ def test_the_critic_learns_the_returns(policy: Policy) -> None:
 
 def test_ppo_state_dict_round_trip_continues_identically(policy: Policy) -> None:
     config = GRPOConfig(lr=1e-3, epochs=2)
-    fresh = Policy(copy.deepcopy(policy.model), policy.tokenizer)
-    learner = PPOLearner(policy, config)
-    episodes = ppo_batch(policy)
-    learner.update(episodes[:3])
-    weights, state = copy.deepcopy(policy.model.state_dict()), copy.deepcopy(learner.state_dict())
-
-    resumed = PPOLearner(fresh, config)
-    fresh.model.load_state_dict(weights)
-    resumed.load_state_dict(state)
-    assert resumed.update(episodes) == learner.update(episodes)
+    learner, resumed = assert_resumes_identically(lambda p: PPOLearner(p, config), policy, ppo_batch(policy))
+    assert isinstance(learner, PPOLearner) and isinstance(resumed, PPOLearner)
     for name, value in learner.critic.state_dict().items():
         assert torch.equal(value, resumed.critic.state_dict()[name]), name

@@ -7,6 +7,20 @@ anything: a call reaches `getattr(instance, name)(**arguments)` only when `name`
 BFCL documents for an involved class (public method names only). As in BFCL, the arguments are passed as
 sent, not checked against the documented schema (one of BFCL's gold answers sends a string where the schema
 says integer); whatever the method raises becomes an error result.
+
+Isolation. The stateful backends keep their episode in this process (`state`, snapshotted by `get_state` for
+GRPO forks and compared by BFCL's checker), so their calls run on the suite's worker thread with the timeout:
+their methods are BFCL's documented ones on JSON arguments, never code the model wrote. The stateless
+MathAPI runs in a worker process (`tools.sandbox`) on a fresh instance per call, killed past the timeout and
+memory-capped; the worker imports MathAPI's module and mpmath, not our packages. In a thread,
+`power(10, 10**9)` would hold the GIL for minutes, beyond any thread timeout, and its precision arguments
+would set mpmath's process-wide state.
+
+Confinement. GorillaFileSystem is an in-memory tree (`Directory` and `File` objects; nothing in it opens,
+writes or lists real files), so no call reaches the disk. Still, names and paths that would leave the tree
+or alias it are refused before the method runs: control characters (NUL), `~`, backslashes, absolute paths,
+`..` past the tree's root, and entry names that are paths (`/`) or `.`/`..` (a file named `..` would shadow the
+parent). BFCL's gold answers stay within these rules (`cd(folder='..')` inside the tree, `find(path='.')`).
 """
 
 from __future__ import annotations
@@ -21,7 +35,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from toolrl_env.bfcl_package import bfcl_root, import_bfcl, read_jsonl
-from tools.suite import ToolSuite
+from tools.sandbox import Sandbox, SandboxLimits
+from tools.sandbox_worker import call_method
+from tools.suite import REFUSED, ToolSuite
 from tools.tool import Tool
 
 # The classes of the multi-turn categories, in BFCL's order (web search and memory need more than the wheel).
@@ -51,8 +67,23 @@ class BackendOptions(BaseModel):
     )
 
 
+# Address-space cap, in MiB, of the worker process that runs the stateless backends.
+STATELESS_MEMORY_MB = 1024
+# GorillaFileSystem's parameters that name one entry of the current folder, and those that are folder paths;
+# its other string parameters (content, pattern, mode, find's name) are data.
+NAME_PARAMETERS = frozenset({"file_name", "dir_name", "source", "destination", "file_name1", "file_name2"})
+PATH_PARAMETERS = frozenset({"folder", "path"})
+_FILE_SYSTEM = "GorillaFileSystem"
+
+
 def _config() -> Any:
     return import_bfcl("constants.executable_backend_config")
+
+
+@functools.cache
+def stateless_classes() -> frozenset[str]:
+    """The backend classes BFCL marks as holding no state (MathAPI)."""
+    return frozenset(_config().STATELESS_CLASSES)
 
 
 def _check_class(class_name: str) -> None:
@@ -123,6 +154,40 @@ def function_owner() -> dict[str, str]:
     return owners
 
 
+def _depth(file_system: Any) -> int:
+    """How many folders below the tree's root the file system's current folder is."""
+    depth, folder = 0, file_system._current_dir  # BFCL's own attribute: the tree has no public way to ask
+    while folder.parent is not None:
+        depth, folder = depth + 1, folder.parent
+    return depth
+
+
+def path_refusal(file_system: Any, method: str, arguments: Mapping[str, Any]) -> str | None:
+    """Why a GorillaFileSystem call's names or paths would leave or alias its tree (see the module docstring),
+    or None; non-string values are left to the method."""
+    for key, value in arguments.items():
+        if not isinstance(value, str) or key not in NAME_PARAMETERS | PATH_PARAMETERS:
+            continue
+        where = f"{REFUSED}{method}({key}={value[:80]!r})"
+        control = next((c for c in value if ord(c) < 32 or ord(c) == 127), None)
+        if control is not None:
+            return f"{where}: names cannot hold control characters such as {control!r}"
+        if value.startswith("~") or "\\" in value:
+            return f"{where}: there are no home folders or backslash paths here; names start from the current folder"
+        if key in NAME_PARAMETERS:
+            if "/" in value or value in ("", ".", ".."):
+                return f"{where}: give the name of one entry of the current folder, without '/' (not '.' or '..')"
+            continue
+        if value == "" or value.startswith("/"):
+            return f"{where}: absolute paths are refused; paths start from the current folder (cd('..') goes up)"
+        depth = _depth(file_system)
+        for part in value.split("/"):
+            depth += -1 if part == ".." else 0 if part in ("", ".") else 1
+            if depth < 0:
+                return f"{where}: this climbs above the file system's root"
+    return None
+
+
 def parameter_names(function: str) -> list[str]:
     """The Python parameter names of a documented function, in order (for positional arguments in gold strings)."""
     owner = function_owner().get(function)
@@ -136,18 +201,21 @@ class BFCLBackendSuite(ToolSuite):
 
     `reset(seed, options)` takes `BackendOptions` (a task's `suite_options`); the seed is unused because the
     backends seed their own randomness from the scenario, as in BFCL. A call of a function whose class the
-    task does not involve fails with an error result.
+    task does not involve fails with an error result, as does a file-system path that leaves the tree.
+    `memory_mb` caps the worker process of the stateless backends (used when `timeout_s` is set).
     """
 
-    def __init__(self, timeout_s: float | None = 5.0) -> None:
+    def __init__(self, timeout_s: float | None = 5.0, memory_mb: int | None = STATELESS_MEMORY_MB) -> None:
         tools = [t for class_name in BACKEND_CLASSES for t in backend_tools(class_name)]
         super().__init__("bfcl_multi_turn", tools, timeout_s=timeout_s, check_arguments=False)
         self.state: dict[str, Any] = {}
+        # The stateless backends' worker process (see the module docstring); with no timeout they run here.
+        self.stateless_limits = None if timeout_s is None else SandboxLimits(timeout_s=timeout_s, memory_mb=memory_mb)
 
     def reset(self, seed: int | None = None, options: Mapping[str, Any] | None = None) -> None:
         """Fresh instances of the involved classes, each loaded with its part of the initial config."""
         config = BackendOptions.model_validate(options or {})
-        stateless = set(_config().STATELESS_CLASSES)
+        stateless = stateless_classes()
         instances: dict[str, Any] = {}
         for class_name in config.involved_classes:
             instance = backend_class(class_name)()
@@ -163,9 +231,17 @@ class BFCLBackendSuite(ToolSuite):
         instance = self.state.get(executor.class_name)
         if instance is None:
             involved = ", ".join(self.state) or "none (call reset first)"
-            return False, LookupError(
-                f"{executor.method} belongs to {executor.class_name}, not involved here: {involved}"
-            )
+            return False, f"{executor.method} belongs to {executor.class_name}, not involved here: {involved}"
+        if executor.class_name == _FILE_SYSTEM:
+            refusal = path_refusal(instance, executor.method, arguments)
+            if refusal is not None:
+                return False, refusal
+        if self.stateless_limits is not None and executor.class_name in stateless_classes():
+            cls = backend_class(executor.class_name)
+            if self._sandbox is None:  # it imports only the backend's module (and mpmath), not our packages
+                self._sandbox = Sandbox(self.stateless_limits, preload=(cls.__module__,))
+            result = self._sandbox.run(functools.partial(call_method, cls, executor.method), arguments)
+            return (True, result.value) if result.ok else (False, result.error)
         # A copy, as BFCL's eval makes fresh values: backends keep argument lists in their state and mutate
         # them later, which would otherwise rewrite the calls recorded in the episode.
         return super()._execute(functools.partial(executor, instance), copy.deepcopy(arguments))

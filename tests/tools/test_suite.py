@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tools.call import ToolCall, ToolResult
 from tools.mock import mock_result
-from tools.suite import ToolSuite
+from tools.suite import ToolSuite, argument_chars, error_result, ran_to_its_end
 from tools.tool import Tool, tool
 
 
@@ -222,3 +224,147 @@ def test_pickle_round_trip_keeps_tools_and_state() -> None:
     assert (plain.name, plain.timeout_s, _call(plain, "add", a=2).content) == ("test", 0.5, 2)
     for each in (counter, clone, plain):
         each.close()
+
+
+# -- process isolation and the argument cap ----------------------------------------------------------------------
+@tool
+def process_id() -> int:
+    """The id of the process that runs the tool."""
+    return os.getpid()
+
+
+@tool
+def allocate(mb: int) -> int:
+    """Allocate `mb` MiB and return how many bytes that was."""
+    return len(bytearray(mb * 1024 * 1024))
+
+
+@tool
+def echo(value: Any) -> Any:
+    """Return the value."""
+    return value
+
+
+@pytest.fixture
+def importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker imports the tools' module by name, as a user's worker imports theirs: make this one importable."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[2]))
+
+
+@pytest.fixture
+def isolated(importable: None) -> Iterator[ToolSuite]:
+    suite = ToolSuite(
+        "isolated",
+        [add, fail, nap, odd_result, leave, process_id, allocate, LOOKUP],
+        timeout_s=30.0,  # no ordinary call reaches it, even on a busy machine; the timeout test sets its own
+        isolation="process",
+        memory_mb=256,
+    )
+    yield suite
+    suite.close()
+
+
+def test_isolation_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="memory_mb=256 needs isolation='process': a thread shares the trainer's"):
+        ToolSuite("t", [add], memory_mb=256)
+    with pytest.raises(ValueError, match="isolation='process' needs a timeout_s"):
+        ToolSuite("t", [add], timeout_s=None, isolation="process")
+    with pytest.raises(ValueError, match="isolation must be 'thread' or 'process', got 'fork'"):
+        ToolSuite("t", [add], isolation="fork")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_argument_chars must be positive"):
+        ToolSuite("t", [add], max_argument_chars=0)
+
+
+def test_process_isolation_refuses_executors_it_cannot_run() -> None:
+    def local(x: int) -> int:
+        """A local function."""
+        return x
+
+    with pytest.raises(ValueError, match="tool 'local' of suite 't' cannot be sent to a worker process"):
+        ToolSuite("t", [tool(local)], isolation="process")
+
+    class Stateful(Counter):
+        def __init__(self) -> None:
+            ToolSuite.__init__(self, "stateful", [tool(self.increment)], isolation="process")
+
+    with pytest.raises(ValueError, match="is a method of the suite: under isolation='process' it would change a copy"):
+        Stateful()
+
+
+def test_process_isolation_gives_the_results_a_thread_gives(isolated: ToolSuite, suite: ToolSuite) -> None:
+    assert _call(isolated, "process_id").content != os.getpid()
+    for name, parameters in [
+        ("add", {"a": 2, "b": 3}),
+        ("fail", {"message": "disk full"}),
+        ("fail", {"message": "x" * 10_000}),
+        ("leave", {}),
+        ("odd_result", {"kind": "set"}),
+        ("odd_result", {"kind": "nested"}),
+        ("lookup", {"q": "weather"}),
+        ("add", {"a": "1"}),
+    ]:
+        assert _call(isolated, name, **parameters) == _call(suite, name, **parameters)
+
+
+def test_process_isolation_kills_a_hanging_tool_and_recovers(importable: None) -> None:
+    with ToolSuite("hang", [nap, process_id], timeout_s=1.0, isolation="process") as isolated:
+        worker = _call(isolated, "process_id").content
+        start = time.perf_counter()
+        result = _call(isolated, "nap", seconds=60)
+        assert result == ToolResult(
+            name="nap", ok=False, content={"error": "timed out after 1 s; its process was killed"}
+        )
+        assert time.perf_counter() - start < 10  # its 1 s timeout, with slack for a busy machine
+        assert _call(isolated, "process_id").content != worker
+        assert _call(isolated, "nap", seconds=0.01).content == "awake"
+
+
+def test_the_memory_cap_turns_a_huge_allocation_into_an_error(isolated: ToolSuite) -> None:
+    assert _call(isolated, "allocate", mb=1).content == 1024 * 1024
+    assert _call(isolated, "allocate", mb=4096).content == {
+        "error": "stopped: the tool ran past its memory cap of 256 MiB (MemoryError)"
+    }
+    assert _call(isolated, "allocate", mb=2).content == 2 * 1024 * 1024
+
+
+def test_a_process_isolated_suite_pickles_without_its_worker(isolated: ToolSuite) -> None:
+    worker = _call(isolated, "process_id").content
+    clone = pickle.loads(pickle.dumps(isolated))
+    assert clone.limits == isolated.limits and _call(clone, "process_id").content not in (worker, os.getpid())
+    clone.close()
+
+
+def test_arguments_past_the_cap_are_refused_before_anything_runs() -> None:
+    suite = ToolSuite("echo", [echo], timeout_s=None, max_argument_chars=1_000)
+    assert _call(suite, "echo", value="x" * 994).ok  # 994 characters, the key's 5, and 1 for the object's one item
+    for value in ["x" * 995, ["x"] * 600, {"k": [[1] * 100] * 10}]:
+        result = _call(suite, "echo", value=value)
+        assert result.content == {
+            "error": "refused: the arguments are over 1,000 characters long; send less (the suite's "
+            "max_argument_chars sets the cap)"
+        }
+    default = ToolSuite("echo", [echo], timeout_s=None)
+    assert not _call(default, "echo", value="x" * 1_000_000).ok
+    assert _call(ToolSuite("echo", [echo], timeout_s=None, max_argument_chars=None), "echo", value="x" * 10**6).ok
+
+
+def test_argument_chars_counts_strings_keys_and_values() -> None:
+    # 2 items + keys "a", "bb" + "xyz" + 4 list items + 1 item + key "c" + 5 other values
+    assert argument_chars({"a": "xyz", "bb": [1, 2.5, None, {"c": True}]}, 1_000) == 18
+    assert argument_chars({"a": ["x"] * 10**6}, 100) == 1_000_002  # stops once past the limit, before the items
+
+
+def test_ran_to_its_end_tells_the_suites_refusals_and_stops_from_the_tools_errors(
+    suite: ToolSuite, isolated: ToolSuite
+) -> None:
+    with ToolSuite("hang", [nap], timeout_s=1.0, isolation="process") as hang:
+        timed_out = _call(hang, "nap", seconds=60)
+    stopped = [
+        _call(suite, "nap", seconds=5),
+        timed_out,
+        _call(isolated, "allocate", mb=4096),
+        _call(ToolSuite("echo", [echo], timeout_s=None, max_argument_chars=10), "echo", value="x" * 20),
+    ]
+    ran = [_call(suite, "add", a=1), _call(suite, "fail", message="no"), _call(isolated, "leave")]
+    assert not any(map(ran_to_its_end, stopped)) and all(map(ran_to_its_end, ran))
+    assert ran_to_its_end(error_result("x", "a tool's own words"))

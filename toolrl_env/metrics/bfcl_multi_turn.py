@@ -3,8 +3,9 @@
 The checker re-executes the model's calls and the gold's on fresh backend instances and compares, after
 every turn with gold calls, each instance's public state and that every gold result is among the model's
 results. It takes calls as source strings and runs them with `eval()`, so we hand it only calls the env
-itself ran (a function of an involved class, not timed out), each written by `call_source` from JSON values
-with `repr`: a documented method name, identifier keywords and literals, nothing else.
+itself ran to its end (a function of an involved class, neither refused nor stopped by the suite's timeout,
+memory cap or sandbox), each written by `call_source` from JSON values with `repr`: a documented method name,
+identifier keywords and literals, nothing else.
 
 It keeps its backend instances in module globals named after the model and test id and never frees them;
 each check uses a fresh model name and removes its globals afterwards.
@@ -25,10 +26,7 @@ from toolrl_env.bfcl_package import import_bfcl
 from toolrl_env.env import StepRecord
 from toolrl_env.tasks.task import Task
 from tools.call import ToolCall, ToolResult
-
-# The suite's message for a call past its timeout (tools/suite.py): the checker has no timeout, so such a
-# call is not handed to it.
-_TIMED_OUT = "timed out after"
+from tools.suite import ran_to_its_end
 
 
 def _literal(value: Any) -> str:
@@ -58,11 +56,9 @@ def call_source(call: ToolCall) -> str | None:
 
 
 def _ran(call: ToolCall, result: ToolResult, offered: set[str]) -> bool:
-    """Whether the env ran this call to its end: an offered function, not stopped by the timeout."""
-    if call.name not in offered:
-        return False
-    error = result.content.get("error") if not result.ok and isinstance(result.content, dict) else None
-    return not (isinstance(error, str) and error.startswith(_TIMED_OUT))
+    """Whether the env ran this call to its end: an offered function the suite neither refused nor stopped (the
+    checker replays calls in this process with no timeout or cap, so `power(10, 10**9)` must not reach it)."""
+    return call.name in offered and ran_to_its_end(result)
 
 
 def decoded_calls(task: Task, steps: Sequence[StepRecord]) -> list[list[list[str]]]:

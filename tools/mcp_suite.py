@@ -134,8 +134,7 @@ class MCPSuite(ToolSuite):
 
     def call(self, call: ToolCall) -> ToolResult:
         """Run one call on the server; never raises (see the module docstring for what each failure gives)."""
-        tool = self.tool(call.name)
-        if tool is None or (self.check_arguments and tool.validate_arguments(call.parameters) is not None):
+        if self.refusal(call) is not None:
             return super().call(call)  # refused without reaching the server, in the base class's words
         try:
             connection = self._connection or self._connect()

@@ -109,6 +109,9 @@ def test_failures_become_error_results(suite: MCPSuite) -> None:
     # Checked against the listed schema before anything is sent:
     assert _call(suite, "add", a="2").content == {"error": "parameter 'a' should be integer, got string"}
     assert _call(suite, "nope").content == {"error": f"unknown tool 'nope'; offered: {', '.join(TOOL_NAMES)}"}
+    # Over-long arguments too (the base suite's cap), so a megabyte never reaches the server:
+    refused = _call(suite, "shout", text="x" * (suite.max_argument_chars or 0))
+    assert "characters long" in refused.content["error"]
 
 
 def test_a_slow_call_times_out_and_the_server_keeps_its_state(suite: MCPSuite, monkeypatch: pytest.MonkeyPatch) -> None:

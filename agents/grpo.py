@@ -6,6 +6,9 @@ KL penalty to a frozen copy of the initial policy (k3 estimator); an entropy bon
 What we drop: a value model, and the separate old-policy pass when a batch gets a single update (the ratio is then 1
 and its gradient is the plain policy gradient, so the current log-probs, detached, serve as the old ones).
 
+A step whose loss or gradient norm is NaN or inf is skipped (`finite_step`): the weights and the optimiser state stay
+as they were, and the skip is counted in `losses/nonfinite_skipped`.
+
 Other learners plug in by subclassing `PolicyGradientLearner` with their own `advantages` (see `agents/rloo.py`).
 """
 
@@ -14,6 +17,8 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,6 +34,7 @@ from agents.policy import Policy, logprobs_from_logits, recomputing_layers, toke
 from agents.protocols import Episode
 
 LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+LRScheduleName = Literal["constant", "cosine"]
 
 
 class GRPOConfig(BaseModel):
@@ -39,9 +45,27 @@ class GRPOConfig(BaseModel):
     lr: float = Field(
         default=1e-5,
         gt=0,
-        description="AdamW learning rate, constant. ToolRL used 1e-6 for 1.5B-7B models with 2048-episode batches; "
-        "a 135M model tolerates larger steps, our batches are ~100x smaller and runs ~100x shorter, and the clipped "
-        "ratio bounds each update anyway, so 1e-5 moves the embedded model within a few dozen steps without collapse.",
+        description="AdamW learning rate (the peak of lr_schedule; constant by default). ToolRL used 1e-6 for 1.5B-7B "
+        "models with 2048-episode batches; a 135M model tolerates larger steps, our batches are ~100x smaller and "
+        "runs ~100x shorter, and the clipped ratio bounds each update anyway, so 1e-5 moves the embedded model within "
+        "a few dozen steps without collapse.",
+    )
+    lr_schedule: LRScheduleName = Field(
+        default="constant",
+        description="The learning rate after the warm-up: 'constant' (ToolRL's) or 'cosine', which falls to 0 over "
+        "lr_decay_steps updates. The schedule counts learner updates (training steps), as veRL's does.",
+    )
+    lr_warmup_steps: int = Field(
+        default=0,
+        ge=0,
+        description="Updates over which the learning rate rises linearly to lr (update k gets lr x (k + 1) / "
+        "lr_warmup_steps); 0: none.",
+    )
+    lr_decay_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Updates after the warm-up over which 'cosine' falls to 0 (e.g. the run's steps minus "
+        "lr_warmup_steps); only for lr_schedule='cosine'.",
     )
     weight_decay: float = Field(default=0.01, ge=0, description="AdamW decoupled weight decay (ToolRL's 0.01).")
     clip_low: float = Field(
@@ -115,7 +139,98 @@ class GRPOConfig(BaseModel):
             raise ValueError(f"clip_low={self.clip_low} must be in [0, 1) (the lower ratio bound is 1 - clip_low)")
         if self.clip_high < 0:
             raise ValueError(f"clip_high={self.clip_high} must be >= 0 (the upper ratio bound is 1 + clip_high)")
+        if self.lr_schedule == "cosine" and self.lr_decay_steps is None:
+            raise ValueError(
+                "lr_schedule='cosine' needs lr_decay_steps (updates after the warm-up over which the lr falls to 0), "
+                "e.g. the run's steps minus lr_warmup_steps"
+            )
+        if self.lr_schedule == "constant" and self.lr_decay_steps is not None:
+            raise ValueError(
+                f"lr_decay_steps={self.lr_decay_steps} only applies to lr_schedule='cosine'; drop it or choose cosine"
+            )
         return self
+
+
+def lr_factor(config: GRPOConfig, update: int) -> float:
+    """The multiple of the base learning rate that learner update `update` (from 0) uses."""
+    if update < config.lr_warmup_steps:
+        return (update + 1) / config.lr_warmup_steps
+    if config.lr_schedule == "constant" or config.lr_decay_steps is None:
+        return 1.0
+    progress = min(1.0, (update - config.lr_warmup_steps) / config.lr_decay_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class LRSchedule:
+    """Sets each optimiser's learning rate to its base rate x `lr_factor` of the update count; its state (the count)
+    travels in checkpoints. One object serves several optimisers (PPO's actor and critic)."""
+
+    def __init__(self, optimizers: Sequence[tuple[torch.optim.Optimizer, float]], config: GRPOConfig):
+        self.optimizers = list(optimizers)
+        self.config = config
+        self.updates = 0
+        self._apply()
+
+    @property
+    def lr(self) -> float:
+        """The first optimiser's learning rate for the next update."""
+        return float(self.optimizers[0][0].param_groups[0]["lr"])
+
+    def step(self) -> None:
+        """Count one finished update and set the rates for the next."""
+        self.updates += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        factor = lr_factor(self.config, self.updates)
+        for optimizer, base in self.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = base * factor
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a saved count; the rates follow this schedule's config (so a resumed run may change lr)."""
+        self.updates = int(state["updates"])
+        self._apply()
+
+
+_NONFINITE_WARNING = (
+    "skipped an optimiser step whose loss or gradient norm was NaN or inf: the weights and optimiser state are "
+    "unchanged; skips are counted in losses/nonfinite_skipped (critic/nonfinite_skipped for PPO's critic). "
+    "Python shows this warning once per process."
+)
+
+
+def finite_step(
+    optimizer: torch.optim.Optimizer,
+    params: Sequence[torch.nn.Parameter],
+    max_grad_norm: float,
+    loss_finite: bool = True,
+    average: bool = True,
+) -> float:
+    """Average the gradients across processes (unless `average` is False), clip them to `max_grad_norm` and take the
+    optimiser step, unless the loss or the gradient norm is not finite: then no step is taken and a warning is
+    shown. The gradients are cleared either way. Returns the gradient norm (NaN or inf when the step was skipped)."""
+    if not loss_finite:
+        # A non-finite loss marks the gradients non-finite, so the one test below decides, and under torchrun every
+        # process sees a non-finite average and skips the same step (the replicas stay identical).
+        with_grad = [p for p in params if p.grad is not None]
+        if with_grad:
+            with_grad[0].grad.fill_(math.nan)  # type: ignore[union-attr]
+        else:
+            params[0].grad = torch.full_like(params[0], math.nan)
+    if average:
+        average_gradients(params)
+    norm = float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm))
+    if math.isfinite(norm):
+        optimizer.step()
+    else:
+        warnings.warn(_NONFINITE_WARNING, RuntimeWarning, stacklevel=2)
+    # Gradients are not needed until the next update; freeing them now keeps rollouts' peak memory lower.
+    optimizer.zero_grad(set_to_none=True)
+    return norm
 
 
 def group_advantages(
@@ -405,7 +520,8 @@ def policy_gradient_step(
 ) -> dict[str, float]:
     """`config.epochs` x `config.mini_batches` optimiser steps on the episodes. `advantages` is one per episode
     (a [N] tensor, given to all its action tokens) or one per token (a full-length tensor per episode, as PPO's
-    GAE gives); returns the mean `losses/*` metrics over the steps and `rollout/logprob_diff`."""
+    GAE gives); returns the mean `losses/*` metrics over the steps taken, `losses/nonfinite_skipped` (steps skipped
+    for a NaN or inf loss or gradient norm; see `finite_step`) and `rollout/logprob_diff`."""
     if config.mini_batches > len(episodes):
         raise ValueError(
             f"mini_batches={config.mini_batches} exceeds the batch of {len(episodes)} episodes; "
@@ -420,6 +536,7 @@ def policy_gradient_step(
     ref = None if reference is None else _logprobs_no_grad(reference, episodes, config)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     totals: dict[str, float] = defaultdict(float)
+    applied = skipped = 0
     current: list[torch.Tensor] = []
     with _no_dropout(policy.model):
         for _ in range(config.epochs):
@@ -427,6 +544,8 @@ def policy_gradient_step(
                 optimizer.zero_grad(set_to_none=True)
                 mini = list(range(lo, hi))
                 tokens = sum(sum(episodes[i].action_mask) for i in mini)
+                parts: list[tuple[str, float]] = []  # added to `totals`, in this order, only if the step is taken
+                loss_finite = True
                 for chunk, batch, logprobs, entropy in _chunk_logprobs(policy, episodes, mini, config, True):
                     assert entropy is not None
                     old_lp = logprobs.detach() if old is None else _span([old[i] for i in chunk], batch)
@@ -450,19 +569,25 @@ def policy_gradient_step(
                         else len(chunk) / len(mini)
                     )
                     (loss * share).backward()
-                    totals["losses/policy"] += float(stats.pop("policy")) * share
-                    for name, value in stats.items():
-                        totals[f"losses/{name}"] += float(value) * chunk_tokens / max(tokens, 1)
+                    loss_finite = loss_finite and bool(torch.isfinite(loss.detach()))
+                    parts.append(("losses/policy", float(stats.pop("policy")) * share))
+                    parts += [
+                        (f"losses/{name}", float(value) * chunk_tokens / max(tokens, 1))
+                        for name, value in stats.items()
+                    ]
                     if old is None:
                         current.extend(_unspan(old_lp, batch))
                     del logprobs, entropy, loss  # free this micro-batch's logits before the next forward
-                average_gradients(params)  # across processes under torchrun; nothing when run alone
-                totals["losses/grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-                optimizer.step()
-                # Gradients are not needed until the next update; freeing them now keeps rollouts' peak memory lower.
-                optimizer.zero_grad(set_to_none=True)
-    steps = config.epochs * config.mini_batches
-    metrics = {name: value / steps for name, value in totals.items()}
+                # Averaged across processes under torchrun (nothing when run alone), clipped, stepped if finite.
+                grad_norm = finite_step(optimizer, params, config.max_grad_norm, loss_finite)
+                if math.isfinite(grad_norm):
+                    applied += 1
+                    for name, part in [*parts, ("losses/grad_norm", grad_norm)]:
+                        totals[name] += part
+                else:
+                    skipped += 1
+    metrics: dict[str, float] = {name: value / applied for name, value in totals.items()}
+    metrics["losses/nonfinite_skipped"] = skipped
     metrics["rollout/logprob_diff"] = _logprob_gap(episodes, current if old is None else old)
     return metrics
 
@@ -480,13 +605,14 @@ def _logprob_gap(episodes: Sequence[Episode], logprobs: Sequence[torch.Tensor]) 
 
 class PolicyGradientLearner:
     """The Learner protocol around `policy_gradient_step`: AdamW over the trainable weights, an optional frozen
-    reference for the KL penalty. Subclasses define `advantages` (one per episode)."""
+    reference for the KL penalty, the learning-rate schedule. Subclasses define `advantages` (one per episode)."""
 
     def __init__(self, policy: Policy, config: GRPOConfig | None = None):
         self.policy = policy
         self.config = config or GRPOConfig()
         trainable = [p for p in policy.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.schedule = LRSchedule([(self.optimizer, self.config.lr)], self.config)
         self.reference = frozen_reference(policy) if self.config.kl_coef > 0 else None
 
     def advantages(self, episodes: Sequence[Episode]) -> torch.Tensor:
@@ -494,27 +620,32 @@ class PolicyGradientLearner:
         raise NotImplementedError
 
     def update(self, episodes: list[Episode]) -> dict[str, float]:
-        """Advantages, then the configured optimiser steps; returns `losses/*` and `rollout/*` metrics."""
+        """Advantages, then the configured optimiser steps; returns `losses/*`, `rollout/*` and `optim/lr`."""
         advantages = self.advantages(episodes)
         rewards = [e.reward for e in episodes]
         metrics = {
             "rollout/frac_zero_std_groups": frac_zero_std_groups(rewards, [e.group for e in episodes]),
             "rollout/advantage_mean": float(advantages.mean()),
             "rollout/advantage_std": float(advantages.std()) if len(advantages) > 1 else 0.0,
+            "optim/lr": self.schedule.lr,
         }
         metrics |= policy_gradient_step(self.policy, self.optimizer, episodes, advantages, self.config, self.reference)
+        self.schedule.step()
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """Optimiser state and the KL reference's weights (the policy's own weights are saved with `Policy.save`)."""
+        """Optimiser and schedule state and the KL reference's weights (the policy's own weights are saved with
+        `Policy.save`)."""
         return {
             "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
             "reference": None if self.reference is None else self.reference.model.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore `state_dict`'s output into a learner built with the same config over the same model."""
         self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
         if (state["reference"] is None) != (self.reference is None):
             raise ValueError(
                 "the saved state's KL reference does not match this learner's kl_coef; use the same config"

@@ -6,9 +6,13 @@ Order of work, top to bottom: load the policy (the embedded SmolLM2-135M-Instruc
 greedily on the env's held-out split, warm it up on gold-format demonstrations from the training split
 (switch off with --no-warmup), then for each step: sample `group_size` episodes of `batch_size /
 group_size` training tasks through the env (which scores every turn), update the policy with the learner
-(GRPO; RLOO or PPO with --algo rloo|ppo), log; finally evaluate again and print both evaluations side by side.
-Everything lands in the run folder (see agents/run_folder.py); --resume continues a run from its last
-checkpoint.
+(GRPO; RLOO or PPO with --algo rloo|ppo), log, and every `save_every` steps (10) and after the last, checkpoint;
+finally evaluate again and print both evaluations side by side.
+
+Everything lands in the run folder (see agents/run_folder.py). A crash (even SIGKILL) loses at most the steps
+since the last checkpoint: `--resume <run>` reloads its weights, learner state (optimisers, schedule), RNG states
+and data position, drops the records logged after it, and continues as if the run had never stopped: the same
+metrics and the same final weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from agents.memory import configure_allocator, release_free_memory
 from agents.policy import Policy
 from agents.protocols import Episode, SamplingParams
 from agents.rollout import rollout
-from agents.run_folder import RunFolder, load_trainer_state
+from agents.run_folder import DataPosition, RunFolder, load_trainer_state, restore_rng
 from agents.sampling import HFSampler
 from agents.train_config import TrainConfig, build_learner, merge, read_config_file
 from agents.warmup import demonstrations, warm_up
@@ -62,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]
     args = parser.parse_args(argv)
     data: dict[str, Any] = {}
     if args.resume is not None:
+        if not (args.resume / "config.json").is_file():
+            parser.error(f"--resume {args.resume}: no config.json there; give a run folder written by grpo_train.py")
         data = json.loads((args.resume / "config.json").read_text())
         data["output_dir"] = str(args.resume)
     if args.config is not None:
@@ -119,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     rank, world = distributed.start()  # several processes under torchrun: see agents/distributed.py
     out = distributed.from_main(config.output_dir or Path("runs") / f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = config.model_copy(update={"output_dir": out})
-    run = RunFolder(out, write=distributed.is_main())
+    run = RunFolder(out, write=distributed.is_main(), keep=config.keep_checkpoints)
     with contextlib.redirect_stdout(sys.stdout if rank == 0 else io.StringIO()):  # one process prints
         train(config, resume, run, rank, world)
     distributed.finish()
@@ -128,7 +134,12 @@ def main(argv: list[str] | None = None) -> None:
 def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, world: int) -> None:
     """The main job's work, on this process's share of each step's tasks (all of them when run alone)."""
     out = run.path
-    run.write_config(config.model_dump(mode="json"))
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is not None and resume is None:
+        raise ValueError(
+            f"{out} already holds checkpoints of a run (newest: {checkpoint.name}); continue it with --resume {out}, "
+            "or give a new --output-dir"
+        )
     random.seed(config.seed)
     torch.manual_seed(config.seed)
     print(f"run folder: {out}")
@@ -144,6 +155,18 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     eval_ids = evaluation_ids(eval_env, config.eval_limit)
     train_ids = sorted(t.id for t in train_env.tasks)
     print(f"env {config.env} {env_kwargs}: {len(train_ids)} training tasks, {len(eval_ids)} held-out tasks evaluated")
+    tasks_per_step = config.batch_size // config.group_size
+
+    def position(step: int) -> DataPosition:
+        """Where the stream of training tasks stands before `step`: what a checkpoint records and a resume checks."""
+        return DataPosition.of(
+            train_ids, next_step=step, seed=config.seed, tasks_per_step=tasks_per_step, world_size=world
+        )
+
+    state = None if checkpoint is None else load_trainer_state(checkpoint)
+    if state is not None and checkpoint is not None:  # before the model loads: a mismatch fails at once
+        position(state.step).check_continues(state.data, checkpoint)
+    run.write_config(config.model_dump(mode="json"))  # after the check: a refused resume leaves the folder as it was
 
     started = time.perf_counter()
     policy = Policy.load(config.policy)
@@ -156,17 +179,19 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     )
 
     first_step, evaluations = 0, {}
-    checkpoint = run.latest_checkpoint() if resume is not None else None
-    if checkpoint is not None:
-        state = load_trainer_state(checkpoint)
+    if state is not None and checkpoint is not None:
         loaded = type(policy.model).from_pretrained(checkpoint, dtype=next(policy.model.parameters()).dtype)
         policy.model.load_state_dict(loaded.state_dict())
+        del loaded
         sampler.sync(policy.model)
-        learner.load_state_dict(state["learner"])
-        first_step = state["step"]
+        learner.load_state_dict(state.learner)
+        first_step = state.step
+        dropped = run.rewind(first_step)  # what was logged after the checkpoint is done again below
         evaluations = {r["name"]: r["summary"] for r in run.records() if r.get("kind") == "eval"}
-        print(f"resumed from {checkpoint} at step {first_step}")
+        print(f"resumed from {checkpoint} at step {first_step}; records logged after it, dropped: {dropped}")
     else:
+        if run.rewind(None):  # a run that crashed before its first checkpoint starts over
+            print(f"no checkpoint in {out}: starting over")
         evaluations["before"] = run_evaluation(run, "before", policy, sampler, eval_env, eval_ids, config, 0)
         if config.warmup.enabled:
             demos = demonstrations(train_env, sample_ids(train_ids, config.warmup.examples, config.seed), policy)
@@ -187,9 +212,10 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
             evaluations["after warm-up"] = run_evaluation(
                 run, "after warm-up", policy, sampler, eval_env, eval_ids, config, 0
             )
+    if state is not None:
+        restore_rng(state.rng)  # last, so that nothing above moves the streams the steps draw from
 
     params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=config.temperature)
-    tasks_per_step = config.batch_size // config.group_size
     bar = tqdm(
         range(first_step, config.steps),
         initial=first_step,
@@ -223,18 +249,20 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
             reward=f"{record['rollout/reward_mean']:.2f}", zero_std=f"{record['rollout/frac_zero_std_groups']:.2f}"
         )
         done = step + 1
-        if config.save_every and done % config.save_every == 0 and done < config.steps:
-            run.save_checkpoint(done, policy, learner.state_dict())
         if config.eval_every and done % config.eval_every == 0 and done < config.steps:
             run_evaluation(run, f"step {done}", policy, sampler, eval_env, eval_ids, config, done)
+        # After the step's evaluation, so that a resumed run starts from exactly the state the next step sees.
+        if done == config.steps or (config.save_every and done % config.save_every == 0):
+            run.save_checkpoint(done, policy, learner, position(done))
     bar.close()
 
-    if checkpoint is None or first_step < config.steps:
-        run.save_checkpoint(config.steps, policy, learner.state_dict())
-        if config.steps > 0:  # with no steps, the last evaluation already scored these weights
-            evaluations["after"] = run_evaluation(
-                run, "after", policy, sampler, eval_env, eval_ids, config, config.steps
-            )
+    if config.steps == 0 and checkpoint is None:  # no training steps: the (warmed-up) model is the run's result
+        run.save_checkpoint(0, policy, learner, position(0))
+    # With no steps, the last evaluation already scored these weights; a resumed run that had finished its steps
+    # evaluates only if the crash came before the final evaluation was logged.
+    after = [r for r in run.records() if r.get("kind") == "eval" and r.get("name") == "after"]
+    if config.steps > 0 and first_step <= config.steps and all(r["step"] != config.steps for r in after):
+        evaluations["after"] = run_evaluation(run, "after", policy, sampler, eval_env, eval_ids, config, config.steps)
     run.plot_rewards()
     run.close()
     evaluations = {name: summary for name, summary in evaluations.items() if summary}

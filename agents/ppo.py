@@ -5,11 +5,14 @@ decoder with a scalar value head, as veRL builds one; per-token rewards, each en
 token of the model turn it scored; advantages by GAE over the model's tokens (tool observations are part of
 the state, not actions, so GAE steps over them), whitened over the batch; and a clipped value loss fitted
 with the critic's own optimiser. ToolRL's PPO ran veRL with actor lr 1e-6, critic lr 1e-5, gamma = lambda = 1.
+The learning-rate schedule (`GRPOConfig.lr_schedule`) moves both rates; a critic step whose loss or gradient norm
+is NaN or inf is skipped like the policy's (`critic/nonfinite_skipped`).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -17,9 +20,9 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from agents.distributed import average_gradients
 from agents.grpo import (
     GRPOConfig,
+    LRSchedule,
     PolicyGradientLearner,
     _Batch,
     _chunks,
@@ -27,6 +30,7 @@ from agents.grpo import (
     _no_dropout,
     _span,
     _unspan,
+    finite_step,
     mini_batch_ranges,
     policy_gradient_step,
 )
@@ -112,9 +116,13 @@ class PPOLearner(PolicyGradientLearner):
         self.critic_optimizer = torch.optim.AdamW(
             self.critic.parameters(), lr=self.ppo.critic_lr, weight_decay=self.config.weight_decay
         )
+        self.schedule = LRSchedule(
+            [(self.optimizer, self.config.lr), (self.critic_optimizer, self.ppo.critic_lr)], self.config
+        )
 
     def update(self, episodes: list[Episode]) -> dict[str, float]:
-        """Values, GAE, the policy step, then the critic's; returns `losses/*`, `critic/*` and `rollout/*`."""
+        """Values, GAE, the policy step, then the critic's; returns `losses/*`, `critic/*`, `rollout/*` and
+        `optim/lr` (the actor's)."""
         values = self._values(episodes)
         masks = [torch.tensor(e.action_mask, dtype=torch.bool) for e in episodes]
         advantages, returns = [], []
@@ -126,12 +134,14 @@ class PPOLearner(PolicyGradientLearner):
         metrics = {
             "rollout/advantage_mean": float(chosen.mean()),
             "rollout/advantage_std": float(chosen.std()) if len(chosen) > 1 else 0.0,
+            "optim/lr": self.schedule.lr,
         }
         if self.ppo.whiten_advantages and len(chosen) > 1:
             mean, std = chosen.mean(), chosen.std() + 1e-8
             advantages = [torch.where(m, (a - mean) / std, 0.0) for a, m in zip(advantages, masks, strict=True)]
         metrics |= policy_gradient_step(self.policy, self.optimizer, episodes, advantages, self.config, self.reference)
         metrics |= self._fit_critic(episodes, values, returns)
+        self.schedule.step()
         return metrics
 
     def _critic_values(self, batch: _Batch) -> torch.Tensor:
@@ -157,11 +167,14 @@ class PPOLearner(PolicyGradientLearner):
         config, pad_id = self.config, int(self.policy.tokenizer.pad_token_id)
         params = list(self.critic.parameters())
         totals: dict[str, float] = defaultdict(float)
+        applied = skipped = 0
         with _no_dropout(self.critic), recomputing_layers(self.critic, config.gradient_checkpointing):
             for _ in range(config.epochs):
                 for lo, hi in mini_batch_ranges(len(episodes), config.mini_batches):
                     self.critic_optimizer.zero_grad(set_to_none=True)
                     tokens = sum(sum(episodes[i].action_mask) for i in range(lo, hi))
+                    parts: list[tuple[str, float]] = []  # added to `totals`, in order, only if the step is taken
+                    loss_finite = True
                     for chunk in _chunks(range(lo, hi), config.micro_batch_size):
                         batch = _collate([episodes[i] for i in chunk], pad_id, self.policy.device)
                         values = self._critic_values(batch)
@@ -171,28 +184,35 @@ class PPOLearner(PolicyGradientLearner):
                         worse = torch.maximum((values - target) ** 2, (clipped - target) ** 2)
                         loss = 0.5 * torch.where(batch.mask, worse, 0.0).sum() / max(tokens, 1)
                         loss.backward()
-                        totals["losses/value"] += float(loss.detach())
+                        loss_finite = loss_finite and bool(torch.isfinite(loss.detach()))
                         clip = torch.where(batch.mask, (clipped - target) ** 2 > (values - target) ** 2, False)
-                        totals["critic/value_clip_frac"] += float(clip.sum()) / max(tokens, 1)
-                    average_gradients(params)
-                    totals["critic/grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-                    self.critic_optimizer.step()
-                    self.critic_optimizer.zero_grad(set_to_none=True)
-        steps = config.epochs * config.mini_batches
-        metrics = {name: value / steps for name, value in totals.items()}
+                        parts += [
+                            ("losses/value", float(loss.detach())),
+                            ("critic/value_clip_frac", float(clip.sum()) / max(tokens, 1)),
+                        ]
+                    grad_norm = finite_step(self.critic_optimizer, params, config.max_grad_norm, loss_finite)
+                    if math.isfinite(grad_norm):
+                        applied += 1
+                        for name, part in [*parts, ("critic/grad_norm", grad_norm)]:
+                            totals[name] += part
+                    else:
+                        skipped += 1
+        metrics: dict[str, float] = {name: value / applied for name, value in totals.items()}
+        metrics["critic/nonfinite_skipped"] = skipped
         masks = [torch.tensor(e.action_mask, dtype=torch.bool) for e in episodes]
         metrics["critic/value_mean"] = float(torch.cat([v[m] for v, m in zip(old_values, masks, strict=True)]).mean())
         metrics["critic/return_mean"] = float(torch.cat([r[m] for r, m in zip(returns, masks, strict=True)]).mean())
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        """The policy learner's state plus the critic's weights and optimiser."""
+        """The policy learner's state (its schedule covers the critic's rate too) plus the critic's weights and
+        optimiser."""
         return super().state_dict() | {
             "critic": self.critic.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
         self.critic.load_state_dict(state["critic"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        super().load_state_dict(state)  # last: the schedule then sets both optimisers' rates

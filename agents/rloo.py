@@ -1,8 +1,9 @@
 """RLOO (REINFORCE leave-one-out; Ahmadian et al. 2024): GRPO's update with a different baseline.
 
 Each episode's baseline is the mean reward of the other episodes of its group, so an episode's own reward never
-lowers its advantage, and no std is divided by. Everything else (clipped ratio, KL, loss aggregation, optimiser)
-is `agents.grpo`'s, configured with the same `GRPOConfig` (`normalize_std` and `std_eps` are unused).
+lowers its advantage, and no std is divided by. Everything else (clipped ratio, KL, loss aggregation, optimiser,
+learning-rate schedule, skipping non-finite steps) is `agents.grpo`'s, configured with the same `GRPOConfig`
+(`normalize_std` and `std_eps` are unused).
 
 This file is the template for a new learner: subclass `PolicyGradientLearner` and define `advantages`; then
 `python agents/grpo_train.py --algo your_module:YourLearner` uses it (or add a short name to

@@ -9,12 +9,14 @@ GRPO alone; this stage is that SFT, kept short and switchable (`WarmupConfig.ena
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.grpo import finite_step
 from agents.policy import Policy, recomputing_layers, token_logprobs
 from toolrl_env.env import ToolEnv
 
@@ -61,10 +63,12 @@ def warm_up(
     seed: int = 0,
     on_step: Callable[[int, int, float], None] | None = None,
 ) -> list[float]:
-    """Train on the demonstrations; returns the loss of each optimiser step. `on_step(step, total, loss)`."""
+    """Train on the demonstrations; returns the loss of each optimiser step (a step whose loss or gradient norm is
+    NaN or inf is skipped, its loss still listed). `on_step(step, total, loss)`."""
     model = policy.model
     model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr)
     order = list(range(len(demos)))
     rng = random.Random(seed)
     total = config.epochs * ((len(demos) + config.batch_size - 1) // config.batch_size)
@@ -82,9 +86,9 @@ def warm_up(
                     part = completion_nll(policy, batch[micro : micro + config.micro_batch_size]) / tokens
                     part.backward()
                     loss += part.item()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                # Skipped, weights untouched, if the loss or gradient norm is NaN or inf. Not averaged across
+                # processes: under torchrun every process runs this same warm-up.
+                finite_step(optimizer, trainable, config.max_grad_norm, math.isfinite(loss), average=False)
                 losses.append(loss)
                 if on_step is not None:
                     on_step(len(losses), total, loss)

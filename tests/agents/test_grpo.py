@@ -1,4 +1,5 @@
-"""GRPO's maths by hand (advantages, surrogate, clipping, aggregation) and its learner on a tiny real Llama."""
+"""GRPO's maths by hand (advantages, surrogate, clipping, aggregation, learning-rate schedule) and its learner on a
+tiny real Llama, which skips any step whose loss or gradient is not finite."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from agents.grpo import (
     PolicyGradientLearner,
     PrefillCache,
     cache_argument,
+    finite_step,
     frac_zero_std_groups,
     group_advantages,
+    lr_factor,
     policy_gradient_step,
     policy_loss,
 )
@@ -311,3 +314,106 @@ def assert_resumes_identically(
 def test_state_dict_round_trip_continues_identically(policy: Policy) -> None:
     config = GRPOConfig(lr=1e-3, kl_coef=0.05, epochs=2)
     assert_resumes_identically(lambda p: GRPOLearner(p, config), policy, batch(policy))
+
+
+# --- the learning-rate schedule ----------------------------------------------------------------------------------
+
+
+def test_learning_rate_schedules_by_hand() -> None:
+    constant = GRPOConfig()
+    assert [lr_factor(constant, k) for k in range(3)] == [1.0, 1.0, 1.0]
+    warm = GRPOConfig(lr_warmup_steps=4)
+    assert [lr_factor(warm, k) for k in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cosine = GRPOConfig(lr_warmup_steps=2, lr_schedule="cosine", lr_decay_steps=4)
+    expected = [0.5, 1.0, 1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0.0, 0.0]
+    assert [lr_factor(cosine, k) for k in range(8)] == pytest.approx(expected)
+    with pytest.raises(ValidationError, match="lr_schedule='cosine' needs lr_decay_steps"):
+        GRPOConfig(lr_schedule="cosine")
+    with pytest.raises(ValidationError, match="only applies to lr_schedule='cosine'"):
+        GRPOConfig(lr_decay_steps=10)
+
+
+def test_the_learner_follows_its_schedule_and_a_resumed_one_continues_on_it(policy: Policy) -> None:
+    config = GRPOConfig(lr=1e-3, lr_warmup_steps=2, lr_schedule="cosine", lr_decay_steps=2)
+    learner = GRPOLearner(policy, config)
+    episodes = batch(policy)
+    rates = [learner.update(episodes)["optim/lr"] for _ in range(2)]
+    assert rates == pytest.approx([5e-4, 1e-3]) and learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    learner, resumed = assert_resumes_identically(lambda p: GRPOLearner(p, config), policy, episodes)
+    assert resumed.schedule.updates == learner.schedule.updates == 2
+
+
+# --- non-finite losses -------------------------------------------------------------------------------------------
+
+
+def optimiser_state(optimizer: torch.optim.Optimizer) -> dict[str, list[torch.Tensor]]:
+    return {str(i): [v.clone() for v in s.values()] for i, s in enumerate(optimizer.state.values())}
+
+
+def assert_same_state(first: dict[str, list[torch.Tensor]], second: dict[str, list[torch.Tensor]]) -> None:
+    assert first.keys() == second.keys() and len(first) > 0
+    for key, values in first.items():
+        assert all(torch.equal(a, b) for a, b in zip(values, second[key], strict=True)), key
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_nonfinite_loss_skips_the_step_leaving_weights_and_optimiser_bit_identical(
+    policy: Policy, bad: float
+) -> None:
+    episodes = batch(policy)
+    config = GRPOConfig(lr=1e-3, micro_batch_size=2)
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=config.lr)
+    good = torch.tensor([1.0, -0.5, 2.0, -1.5, 0.25])
+    policy_gradient_step(policy, optimizer, episodes, good, config)  # the optimiser now has moments to keep
+    weights, moments = copy.deepcopy(policy.model.state_dict()), optimiser_state(optimizer)
+
+    advantages = good.clone()
+    advantages[3] = bad
+    with pytest.warns(RuntimeWarning, match="skipped an optimiser step whose loss or gradient norm was NaN or inf"):
+        metrics = policy_gradient_step(policy, optimizer, episodes, advantages, config)
+    assert metrics["losses/nonfinite_skipped"] == 1
+    assert "losses/policy" not in metrics and "losses/grad_norm" not in metrics  # no step, no step statistics
+    for name, value in policy.model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    assert_same_state(optimiser_state(optimizer), moments)
+    assert all(p.grad is None for p in policy.model.parameters())
+
+
+def test_only_the_mini_batch_with_the_nonfinite_loss_is_skipped(policy: Policy) -> None:
+    episodes = batch(policy)
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=1e-3)
+    before = copy.deepcopy(policy.model.state_dict())
+    advantages = torch.tensor([1.0, -0.5, 2.0, math.nan, 0.25])  # mini-batches [0, 2) and [2, 5)
+    with pytest.warns(RuntimeWarning):
+        metrics = policy_gradient_step(policy, optimizer, episodes, advantages, GRPOConfig(mini_batches=2))
+    assert metrics["losses/nonfinite_skipped"] == 1 and math.isfinite(metrics["losses/policy"])
+    assert all(int(s["step"]) == 1 for s in optimizer.state.values())  # one of the two steps taken
+    assert any(not torch.equal(v, before[k]) for k, v in policy.model.state_dict().items())
+
+
+def test_a_nan_reward_through_the_learner_is_skipped_and_counted(policy: Policy) -> None:
+    episodes = batch(policy)
+    episodes[0] = episodes[0].model_copy(update={"step_rewards": [math.nan]})
+    learner = GRPOLearner(policy, GRPOConfig(lr=1e-3))
+    before = copy.deepcopy(policy.model.state_dict())
+    with pytest.warns(RuntimeWarning):
+        metrics = learner.update(episodes)
+    assert metrics["losses/nonfinite_skipped"] == 1 and math.isnan(metrics["rollout/advantage_mean"])
+    assert all(torch.equal(v, before[k]) for k, v in policy.model.state_dict().items())
+    assert learner.optimizer.state_dict()["state"] == {}  # AdamW never stepped: no moments, no step count
+    assert learner.update(batch(policy))["losses/nonfinite_skipped"] == 0  # and the next batch trains as usual
+
+
+def test_finite_step_takes_finite_steps_and_skips_a_nonfinite_loss_even_with_finite_gradients() -> None:
+    layer = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    params = list(layer.parameters())
+    before = [p.detach().clone() for p in params]
+    layer(torch.ones(1, 2)).sum().backward()
+    with pytest.warns(RuntimeWarning):
+        assert math.isnan(finite_step(optimizer, params, 1.0, loss_finite=False, average=False))
+    assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True))
+    layer(torch.ones(1, 2)).sum().backward()
+    assert finite_step(optimizer, params, 1.0) == pytest.approx(math.sqrt(3))  # grads 1, 1 and 1
+    assert all(not torch.equal(p, b) for p, b in zip(params, before, strict=True))
+    assert all(p.grad is None for p in params)

@@ -66,11 +66,12 @@ def test_two_real_steps_of_the_main_job_on_the_embedded_model(
     steps = records(out, "train")
     assert [r["step"] for r in steps] == [1, 2]
     for key in ("rollout/reward_mean", "rollout/frac_zero_std_groups", "reward/format", "reward/correctness",
-                "losses/policy", "losses/clip_frac", "losses/entropy", "rollout/completion_tokens",
-                "tools/calls_per_episode", "perf/tokens_per_s"):  # fmt: skip
+                "losses/policy", "losses/clip_frac", "losses/entropy", "losses/nonfinite_skipped", "optim/lr",
+                "rollout/completion_tokens", "tools/calls_per_episode", "perf/tokens_per_s"):  # fmt: skip
         assert key in steps[0], key
     assert [r["name"] for r in records(out, "eval")] == ["before", "after warm-up", "after"]
     assert json.loads((out / "config.json").read_text())["env"] == "ToolEnv-BFCL-v0"
     assert (out / "reward_curve.png").stat().st_size > 1000
     model = AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-2")
     assert model.num_parameters() == 134_515_008
+    assert steps[-1]["losses/nonfinite_skipped"] == 0 and steps[-1]["optim/lr"] == 1e-5

@@ -4,6 +4,7 @@ critic on a tiny real Llama."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -97,3 +98,20 @@ def test_ppo_state_dict_round_trip_continues_identically(policy: Policy) -> None
     assert isinstance(learner, PPOLearner) and isinstance(resumed, PPOLearner)
     for name, value in learner.critic.state_dict().items():
         assert torch.equal(value, resumed.critic.state_dict()[name]), name
+
+
+def test_a_nan_reward_skips_the_policy_and_the_critic_step_leaving_both_untouched(policy: Policy) -> None:
+    episodes = ppo_batch(policy)
+    episodes[1] = episodes[1].model_copy(update={"step_rewards": [math.nan]})
+    learner = PPOLearner(policy, GRPOConfig(lr=1e-3))
+    weights = copy.deepcopy(policy.model.state_dict())
+    critic = copy.deepcopy(learner.critic.state_dict())
+    with pytest.warns(RuntimeWarning, match="skipped an optimiser step"):
+        metrics = learner.update(episodes)
+    assert metrics["losses/nonfinite_skipped"] == 1 and metrics["critic/nonfinite_skipped"] == 1
+    for name, value in policy.model.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    for name, value in learner.critic.state_dict().items():
+        assert torch.equal(value, critic[name]), name
+    assert learner.optimizer.state_dict()["state"] == learner.critic_optimizer.state_dict()["state"] == {}
+    assert learner.update(ppo_batch(policy))["critic/nonfinite_skipped"] == 0

@@ -447,7 +447,7 @@ def _shared_prompt_chunks(
     model = policy.model
     cache_kwarg = cache_argument(model)
     n = len(prompt)
-    with policy.compute(), recomputing_layers(model, config.gradient_checkpointing):
+    with recomputing_layers(model, config.gradient_checkpointing):
         out = model(
             input_ids=torch.tensor([prompt], device=policy.device),
             use_cache=True,
@@ -466,10 +466,9 @@ def _shared_prompt_chunks(
             keys, values = leaves[2 * layer], leaves[2 * layer + 1]
             expanded.update(keys.expand(size, -1, -1, -1), values.expand(size, -1, -1, -1), layer)
         tail = batch.input_ids[:, n:]
-        with policy.compute():
-            logits = model(
-                input_ids=tail, attention_mask=batch.attention_mask, use_cache=True, **{cache_kwarg: expanded}
-            ).logits
+        logits = model(
+            input_ids=tail, attention_mask=batch.attention_mask, use_cache=True, **{cache_kwarg: expanded}
+        ).logits
         # The first continuation token is predicted by the prompt's last position.
         logits = torch.cat([leaves[-1].expand(size, -1, -1).to(logits.dtype), logits[:, :-1]], dim=1)
         del expanded

@@ -174,7 +174,7 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     sampler = HFSampler(policy)
     learner = build_learner(config, policy)
     print(
-        f"model {config.policy.model} on {policy.device} (bf16 autocast: {policy.autocast_bf16}), "
+        f"model {config.policy.model} on {policy.device} (bf16 autocast in generation: {policy.autocast_bf16}), "
         f"loaded in {time.perf_counter() - started:.1f} s"
     )
 

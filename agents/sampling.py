@@ -54,7 +54,7 @@ class HFSampler:
         generator = None
         if params.seed is not None:
             generator = torch.Generator(device=self.policy.device).manual_seed(params.seed)
-        with self.policy.evaluating(), self.policy.compute():
+        with self.policy.evaluating(), self.policy.generating():
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 batch = [prompts[i] for i in chunk]

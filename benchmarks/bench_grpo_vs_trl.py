@@ -3,11 +3,11 @@
     pip install trl==1.16.0
     python benchmarks/bench_grpo_vs_trl.py [--steps 4]
 
-Both train the embedded SmolLM2-135M-Instruct (fp32 weights, bf16 compute: our CPU autocast, TRL's
-`bf16=True`) on the same BFCL simple_python training prompts (ToolRL's system prompt with the tools, then
-the question, in the model's chat template), 2 prompts x 4 completions per step, at most 96 new tokens,
-temperature 1.0, lr 1e-5, no KL, one update per batch, scored by the same reward (ToolRL's default,
-through `toolrl_env.rewards.compute_score` against the task's gold). The first step of each is a warm-up
+Both train the embedded SmolLM2-135M-Instruct in fp32 throughout (ours with `cpu_bf16_autocast=False`, so
+generation is fp32 too; TRL with `bf16=False`) on the same BFCL simple_python training prompts (ToolRL's system
+prompt with the tools, then the question, in the model's chat template), 2 prompts x 4 completions per step, at
+most 96 new tokens, temperature 1.0, lr 1e-5, no KL, one update per batch, scored by the same reward (ToolRL's
+default, through `toolrl_env.rewards.compute_score` against the task's gold). The first step of each is a warm-up
 and is not counted.
 """
 
@@ -23,7 +23,7 @@ import torch
 import toolrl_env  # noqa: F401  (registers the env ids)
 from agents.evaluation import make_tool_env
 from agents.grpo import GRPOConfig, GRPOLearner
-from agents.policy import Policy
+from agents.policy import Policy, PolicyConfig
 from agents.protocols import SamplingParams
 from agents.rollout import rollout
 from agents.sampling import HFSampler
@@ -33,7 +33,7 @@ GROUP, BATCH, MAX_NEW, LR = 4, 8, 96, 1e-5
 
 
 def ours(steps: int, task_ids: list[str]) -> list[float]:
-    policy = Policy.load()
+    policy = Policy.load(PolicyConfig(cpu_bf16_autocast=False))
     sampler = HFSampler(policy)
     learner = GRPOLearner(policy, GRPOConfig(lr=LR))
     envs = [make_tool_env("ToolEnv-BFCL-v0", category="simple_python", split="train") for _ in range(BATCH)]
@@ -85,7 +85,7 @@ def trl(steps: int, task_ids: list[str]) -> list[float]:
         learning_rate=LR,
         beta=0.0,
         max_steps=steps,
-        bf16=True,
+        bf16=False,
         use_cpu=True,
         report_to="none",
         save_strategy="no",

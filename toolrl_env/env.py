@@ -37,6 +37,12 @@ class ToolEnvConfig(BaseModel):
         default=8, gt=0, description="Assistant steps after which a multi-turn episode is truncated."
     )
     max_action_chars: int = Field(default=100_000, gt=0, description="Longest completion the action space holds.")
+    max_calls: int = Field(
+        default=128,
+        gt=0,
+        description="Calls of one step that are checked (single_turn) or run (multi_turn); any more are reported "
+        "in call_errors and not run, so one completion's work stays bounded (100,000 call lines took seconds).",
+    )
     training_step: int = Field(default=0, ge=0, description="Learner step for scheduled rewards at start.")
 
 
@@ -68,6 +74,10 @@ def _same_calls(predicted: Sequence[ToolCall], gold: Sequence[ToolCall]) -> bool
     return not remaining
 
 
+# Ends a history cut at the observation space's length.
+_CUT = " [... cut: the conversation reached the length limit of the observation space]"
+# System prompts kept rendered per env (the oldest goes first): a group's episodes share one.
+_SYSTEMS_KEPT = 64
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
@@ -126,7 +136,8 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
 
     ## Episode End
     single_turn: after one step. multi_turn: a step without a call ends the user turn; the episode
-    terminates after the last user turn and is truncated after `max_turns` steps.
+    terminates after the last user turn and is truncated after `max_turns` steps, or when the conversation
+    outgrows the observation space (a megabyte completion or tool result: the history is cut there).
 
     ## Info
     `task_id`, `turn`, `reward_breakdown`, `parsed` (with `errors` explaining a bad format),
@@ -165,7 +176,9 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         for task in self.tasks:
             known.update((t.name, t) for t in task.tools)
         self.action_space = TIRAction(list(known.values()), max_length=self.config.max_action_chars)
-        self.observation_space = Conversation(max_messages=2)
+        observation_space = Conversation(max_messages=2)
+        self.observation_space = observation_space
+        self._history_limit = observation_space.max_length - len(HISTORY_HEADER)  # what `_append` keeps
         self._systems: dict[str, str] = {}
         self._task: Task | None = None
         self._episode_suite: ToolSuite | None = None
@@ -233,14 +246,17 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         parsed, gold, reward = self._score(action)
         results: list[ToolResult] = []
         turn, terminated = self._turn, False
+        calls = parsed.tool_calls[: self.config.max_calls]
+        skipped = len(parsed.tool_calls) - len(calls)
+        over = [f"{skipped:,} calls past the first {len(calls)} were not run (max_calls)"] if skipped else []
         if self.config.mode == "single_turn":
             terminated = True
-            call_errors = [e for e in map(self._call_error, parsed.tool_calls) if e is not None]
+            call_errors = [e for e in map(self._call_error, calls) if e is not None] + over
         else:
-            self._history = join_records(self._history, text)
+            self._append(text)
             if parsed.tool_calls:
-                results = [self._execute(call) for call in parsed.tool_calls]
-                self._history = join_records(self._history, render_observation(results), gap="\n")
+                results = [self._execute(call) for call in calls]
+                self._append(render_observation(results), gap="\n")
                 self._turn_step += 1
             else:
                 self._turn += 1
@@ -248,9 +264,11 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
                 terminated = self._turn >= len(task.turns)
                 if not terminated:
                     self._start_turn()
-            call_errors = [str(r.content["error"]) for r in results if not r.ok]
+            call_errors = [str(r.content["error"]) for r in results if not r.ok] + over
         self._steps.append(StepRecord(turn=turn, action=text, parsed=parsed, gold=gold, reward=reward, results=results))
-        truncated = not terminated and len(self._steps) >= self.config.max_turns
+        # A history cut at the observation space's length (see `_append`) ends the episode too: what follows
+        # could no longer be shown.
+        truncated = not terminated and (len(self._steps) >= self.config.max_turns or self._history.endswith(_CUT))
         self._done = terminated or truncated
         info = {
             "task_id": task.id,
@@ -320,9 +338,12 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
     def _system_prompt(self, task: Task) -> str:
         if task.system is not None:
             return task.system
-        if task.id not in self._systems:
-            self._systems[task.id] = render_system(self._offered(task))
-        return self._systems[task.id]
+        system = self._systems.get(task.id)
+        if system is None:
+            if len(self._systems) >= _SYSTEMS_KEPT:  # bounded, so a long run over many tasks stays flat
+                del self._systems[next(iter(self._systems))]
+            system = self._systems[task.id] = render_system(self._offered(task))
+        return system
 
     def _offered(self, task: Task) -> list[Tool]:
         return task.tools or (self.suite.tools if self.suite else [])
@@ -360,7 +381,16 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         assert self._task is not None
         user = self._task.turns[self._turn].user
         if user is not None:
-            self._history = join_records(self._history, render_user(user))
+            self._append(render_user(user))
+
+    def _append(self, record: str, gap: str = "\n\n") -> None:
+        """Add a record to the dialogue history, cut (ending with `_CUT`, which truncates the episode) where the
+        user message would outgrow the observation space."""
+        history = join_records(self._history, record, gap)
+        if len(history) > self._history_limit:
+            room = self._history_limit - len(_CUT)
+            history = history[:room] + _CUT if len(self._history) <= room else self._history
+        self._history = history
 
     def _observation(self) -> list[dict[str, str]]:
         return [

@@ -14,6 +14,7 @@ A completion is one assistant turn::
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -40,6 +41,8 @@ def decode_json(line: str) -> Any:
 
 # One encoder for observations: json.dumps with `default=` would build a new encoder on every call.
 _encode_results = json.JSONEncoder(default=str).encode
+# Integers of more bits may have more than 4,300 digits, which Python refuses to print (sys.int_info).
+_PRINTABLE_INT_BITS = 14_000
 _MAX_ERRORS = 8
 MAX_PARAMETER_DEPTH = 64  # deeper arguments are refused, so records of calls stay copyable and picklable
 
@@ -212,7 +215,21 @@ def render_turn(
 def render_observation(results: Iterable[ToolResult]) -> str:
     """Render tool results as one `<obs>` record, shaped as in ToolRL's RLLA data."""
     payload = [{"name": r.name, "results": r.content} for r in results]
-    return f"<obs> {_encode_results(payload)} </obs>"
+    try:
+        return f"<obs> {_encode_results(payload)} </obs>"
+    except ValueError:  # an integer past Python's 4,300-digit limit for printing (a tool squared 10**4000)
+        return f"<obs> {_encode_results(_printable(payload))} </obs>"
+
+
+def _printable(value: Any) -> Any:
+    """`value` with every integer too long to print replaced by a note of its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _PRINTABLE_INT_BITS:
+        return f"<an integer of about {int((value.bit_length() - 1) * math.log10(2)) + 1:,} digits>"
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
 
 
 def render_user(text: str) -> str:

@@ -21,16 +21,20 @@ import json
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from toolrl_env.format import decode_json, matches_shape, text_between, tool_call_lines
 from toolrl_env.metrics.qa import exact_match, f1_score
 
 
 class RewardConfig(BaseModel):
-    """The reward's scales, variants and schedules. Defaults are ToolRL's default (fine-grained) reward."""
+    """The reward's scales, variants and schedules. Defaults are ToolRL's default (fine-grained) reward.
 
-    model_config = ConfigDict(frozen=True)
+    Every number must be finite, and the step counts and word targets the reward divides by positive, so a
+    config that could not score is refused when it is made, naming the field.
+    """
+
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     format_max: float = Field(default=1.0, description="Format reward for a well-formed turn.")
     format_min: float = Field(default=0.0, description="Format reward otherwise.")
@@ -58,21 +62,22 @@ class RewardConfig(BaseModel):
         description="Two-stage scales (MAX1STEP30MAX3): before this training step the correctness range is "
         "divided by 3, from it on the format range is halved. None: off; ToolRL used 30.",
     )
-    schedule_steps: float | None = Field(
+    schedule_steps: PositiveFloat | None = Field(
         default=None,
         description="Dynamic scales (SCHEDULEREWARD): over this many steps the format range moves from [-2, 2] "
         "towards the configured one (max floored at 1, min capped at -1) and the correctness range from [-2, 2] "
         "towards it (capped at [-3, 3]). None: off; ToolRL used 150.",
     )
-    length_words: float | None = Field(
+    length_words: PositiveFloat | None = Field(
         default=None,
         description="Length reward on (WITHLENGTH): think-text words that earn the full length reward; ToolRL "
         "used 512. None: no length reward.",
     )
-    length_words_schedule: tuple[float, float, float] | None = Field(
+    length_words_schedule: tuple[PositiveFloat, PositiveFloat, PositiveFloat] | None = Field(
         default=None,
         description="(start, end, steps): the word target moves linearly from start to end over steps, "
-        "unclipped (SCHEDULELENGTH used (384, 640, 105)); overrides length_words when the length reward is on.",
+        "unclipped (SCHEDULELENGTH used (384, 640, 105)); overrides length_words when the length reward is on. "
+        "A falling target that the extrapolation takes to 0 words or below is met by any think text.",
     )
     length_max: float = Field(default=1.0, description="Length reward for a think text at or over the target.")
     length_min: float = Field(default=0.0, description="Length reward for no think text.")
@@ -121,15 +126,22 @@ def resolve_config(preset: str | RewardConfig) -> RewardConfig:
         raise ValueError(f"unknown reward preset {preset!r}; presets: {', '.join(PRESETS)}") from None
 
 
+def component_bounds(config: RewardConfig, step: int = 0) -> dict[str, tuple[float, float]]:
+    """The lowest and highest value of each component (format, correctness, length, answer) at `step`."""
+    values = {
+        "format": _format_range(config, step),
+        "correctness": (*_correctness_range(config, step), 0.0),  # 0 when the gold makes no call
+        "length": (config.length_min, config.length_max) if config.length_words is not None else (0.0,),
+        # 0 when the gold has no <response>
+        "answer": (config.answer_min, config.answer_max, 0.0) if config.answer is not None else (0.0,),
+    }
+    return {name: (min(range_), max(range_)) for name, range_ in values.items()}
+
+
 def reward_bounds(config: RewardConfig, step: int = 0) -> tuple[float, float]:
     """The lowest and highest total reward `config` can give at `step`."""
-    fmt = _format_range(config, step)
-    correct = (*_correctness_range(config, step), 0.0)  # 0 when the gold makes no call
-    length = (config.length_min, config.length_max) if config.length_words is not None else (0.0,)
-    # 0 when the gold has no <response>
-    answer = (config.answer_min, config.answer_max, 0.0) if config.answer is not None else (0.0,)
-    low = min(fmt) + min(correct) + min(length) + min(answer)
-    return low, max(fmt) + max(correct) + max(length) + max(answer)
+    bounds = component_bounds(config, step).values()
+    return sum(low for low, _ in bounds), sum(high for _, high in bounds)
 
 
 def _format_range(config: RewardConfig, step: int) -> tuple[float, float]:
@@ -172,6 +184,8 @@ def length_reward(response: str, config: RewardConfig, step: int = 0) -> float:
     if config.length_words_schedule is not None:
         start, end, steps = config.length_words_schedule
         target = (end - start) * step / steps + start
+    if target <= 0:  # a falling schedule extrapolated past its end: no words are needed
+        return config.length_max
     think = response.rpartition("<think>")[2].partition("</think>")[0].strip()
     share = min(round(len(think.split()) / target, 2), 1.0)
     return share * (config.length_max - config.length_min) + config.length_min
@@ -191,7 +205,7 @@ def answer_reward(response: str, ground_truth: str, config: RewardConfig) -> flo
     return (config.answer_max - config.answer_min) * score + config.answer_min
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def gold_calls(ground_truth: str) -> list[dict[str, Any]]:
     """The gold's calls as decoded JSON objects (do not mutate: cached); a malformed gold raises ValueError."""
     if "<tool_call>" not in ground_truth:

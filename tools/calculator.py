@@ -271,7 +271,14 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> float:
             ml, l, gal, cup (US); C, F, K. Full names such as "meters" or "celsius" also work.
         to_unit: Unit to convert to, from the same group as `from_unit`.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    try:
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an integer past the largest float (its repr may be too long to print)
+        digits = int((int(value).bit_length() - 1) * math.log10(2)) + 1
+        raise ValueError(
+            f"value must be a finite number up to 1.8e308, got an integer of about {digits:,} digits"
+        ) from None
+    if not finite:
         raise ValueError(f"value must be a finite number, got {value!r}")
     _, (source_dimension, source_scale, source_offset) = _unit(from_unit)
     _, (target_dimension, target_scale, target_offset) = _unit(to_unit)

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 import toolrl_env  # noqa: F401  (registers the ToolEnv ids)
 from toolrl_env import ToolEnv, compute_score
+from toolrl_env import env as env_module
+from toolrl_env.prompt import render_system
 from toolrl_env.rewards import resolve_config, reward_bounds
 from toolrl_env.tasks.task import GoldStep, Task, Turn
 from tools.calculator import CALCULATE, CONVERT_UNITS, CalculatorSuite, convert_units, evaluate
@@ -351,6 +353,19 @@ def test_two_turn_task_appends_the_second_user_message() -> None:
     assert obs[1]["content"].endswith(f"{gold_action(first_answer)}\n\n<user> {task.turns[1].user} </user>")
     _, _, _, _, info = env.step(gold_action(task.turns[1].steps[0]))
     assert info["turn"] == 1
+
+
+def test_system_prompts_stay_right_and_bounded_over_many_tasks() -> None:
+    # Each task's prompt was kept for the env's lifetime: 8 MiB over BFCL's tasks in the soak benchmark.
+    tasks = [
+        Task(id=f"t{i}", tools=[Tool(name=f"tool_{i}")], turns=[Turn(user="u", steps=[GoldStep(answer="r")])])
+        for i in range(3 * env_module._SYSTEMS_KEPT)
+    ]
+    env = ToolEnv(tasks)
+    for task in tasks + tasks[::-1]:
+        obs, _ = env.reset(options={"task_id": task.id})
+        assert obs[0]["content"] == render_system(task.tools)
+    assert len(env._systems) == env_module._SYSTEMS_KEPT
 
 
 def test_max_turns_truncates_an_agent_that_keeps_calling() -> None:

@@ -13,7 +13,9 @@ not a JSON call is a decode failure (ToolRL skipped such lines; the reward gives
 - irrelevance, live_irrelevance: true when no call is decoded (a decode failure counts as no call);
 - live_relevance: true when at least one call is decoded;
 - the others: false on a decode failure, else `ast_checker(function, calls, possible_answer, language,
-  category, model_name)["valid"]`; a checker exception on hostile values (it raises on some) is false.
+  category, model_name)["valid"]`; a checker exception on hostile values (it raises on some) is false, and so
+  is a Java or JavaScript collection argument too long or too bracket-heavy for the checker's regexes to read
+  in bounded time (`regex_safe`; no BFCL answer comes near its bounds).
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ from tools.call import ToolCall
 # Only read by the checker's `underscore_to_dot` lookup, which our model-config stand-in answers with False.
 MODEL_NAME = "toolrl"
 Decoded = list[dict[str, dict[str, Any]]]
+# BFCL's Java and JavaScript type converters read these parameter types from the model's string with regexes
+# that backtrack exponentially in the closing brackets (for `[[]` + `,[]` * n + `,[` the JavaScript array
+# pattern takes 0.1 s at n = 18 and 1.8 times longer for each further n, holding the interpreter, so no
+# timeout can stop it) and quadratically in the length. Strings past these bounds are not accepted, without
+# asking the checker: no BFCL answer comes near them (the longest gold value has 144 characters, 5 brackets).
+REGEX_PARSED_TYPES = {"JavaScript": frozenset({"array", "dict"}), "Java": frozenset({"ArrayList", "Array", "HashMap"})}
+MAX_PARSED_CHARS = 1_000
+MAX_PARSED_BRACKETS = 16
+# The reward matches every predicted call against every gold call, so a gold aligned to thousands of accepted
+# calls (any call is accepted on live_relevance) costs seconds a step; BFCL's answers have at most a few.
+MAX_ALIGNED_CALLS = 64
 
 
 @cache
@@ -72,7 +85,29 @@ def ast_verdict(task: Task, decoded: Decoded | None) -> bool:
     )
 
 
+def regex_safe(function: Any, decoded: Decoded, language: str) -> bool:
+    """False when a call gives a Java or JavaScript collection parameter a string that BFCL's type converters
+    could not read in reasonable time (longer than MAX_PARSED_CHARS or with more than MAX_PARSED_BRACKETS
+    closing brackets)."""
+    parsed_types = REGEX_PARSED_TYPES.get(language)
+    if parsed_types is None:
+        return True
+    functions = {f.get("name"): f for f in function if isinstance(f, dict)}
+    for call in decoded:
+        for name, parameters in call.items():
+            properties = functions.get(name, {}).get("parameters", {}).get("properties", {})
+            for param, value in parameters.items():
+                if not isinstance(value, str) or properties.get(param, {}).get("type") not in parsed_types:
+                    continue
+                brackets = value.count("]") + value.count(")") + value.count("}")
+                if len(value) > MAX_PARSED_CHARS or brackets > MAX_PARSED_BRACKETS:
+                    return False
+    return True
+
+
 def _check(function: Any, decoded: Decoded, answer: Any, language: str, category: str) -> bool:
+    if not regex_safe(function, decoded, language):
+        return False
     try:
         result = _checker().ast_checker(function, decoded, answer, _language(language), category, MODEL_NAME)
     except Exception:  # the checker indexes and converts values as it finds them; hostile ones raise
@@ -106,11 +141,12 @@ def align_bfcl_gold(task: Task, gold: GoldStep, parsed: ParsedTurn) -> GoldStep:
     - Otherwise each gold call is paired, in gold order, with the unused predicted call of its name that has
       the most parameter values BFCL accepts for it (the official checker run on that one parameter against
       that call's possible answer), and takes those values; the rest of the gold stays as built.
-    Irrelevance golds (no call) are never changed: the reward gives a call-free gold 0 correctness anyway.
+    Irrelevance golds (no call) are never changed: the reward gives a call-free gold 0 correctness anyway;
+    nor are golds for more than MAX_ALIGNED_CALLS calls.
     """
     calls = parsed.tool_calls
     category = task.metadata["category"]
-    if not calls or category in IRRELEVANCE_CATEGORIES:
+    if not calls or category in IRRELEVANCE_CATEGORIES or len(calls) > MAX_ALIGNED_CALLS:
         return gold
     if ast_verdict(task, decode_calls(parsed)):
         return GoldStep(calls=list(calls))

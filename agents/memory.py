@@ -37,3 +37,15 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def status_kib(field: str) -> int:
+    """A KiB field of /proc/self/status (VmRSS: resident now, VmHWM: its peak); RuntimeError where there is none."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")

@@ -18,14 +18,6 @@ import time
 from pathlib import Path
 
 
-def _kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -34,6 +26,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     import torch
 
     from agents.grpo import GRPOLearner
+    from agents.memory import status_kib
     from agents.policy import Policy
     from agents.run_folder import DataPosition, RunFolder, load_trainer_state
 
@@ -46,13 +39,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     run = RunFolder(args.folder, keep=1)
     data = DataPosition.of(["task"], next_step=0, seed=0, tasks_per_step=2, world_size=1)
     Path("/proc/self/clear_refs").write_text("5\n")  # reset VmHWM to the current RSS
-    rss_before = _kib("VmRSS")
+    rss_before = status_kib("VmRSS")
     seconds = []
     for step in range(1, args.repeats + 1):
         started = time.perf_counter()
         path = run.save_checkpoint(step, policy, learner, data)
         seconds.append(time.perf_counter() - started)
-    peak = _kib("VmHWM")
+    peak = status_kib("VmHWM")
     started = time.perf_counter()
     load_trainer_state(path)
     load_seconds = time.perf_counter() - started

@@ -21,16 +21,8 @@ import time
 GROUP, NEW_TOKENS = 4, 96
 
 
-def _kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
 def measure(recompute: bool) -> dict[str, float]:
-    from agents.memory import configure_allocator, release_free_memory
+    from agents.memory import configure_allocator, release_free_memory, status_kib
 
     configure_allocator()
     import torch
@@ -64,7 +56,7 @@ def measure(recompute: bool) -> dict[str, float]:
     learner = GRPOLearner(policy, GRPOConfig(gradient_checkpointing=recompute))
     learner.update(episodes)
     release_free_memory()
-    before = _kib("VmRSS")
+    before = status_kib("VmRSS")
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak
     started = time.perf_counter()
@@ -73,7 +65,7 @@ def measure(recompute: bool) -> dict[str, float]:
     return {
         "prompt_tokens": max(len(p) for p in prompts),
         "rss_before_gb": before / 1e6,
-        "peak_gb": _kib("VmHWM") / 1e6,
+        "peak_gb": status_kib("VmHWM") / 1e6,
         "seconds": seconds,
     }
 

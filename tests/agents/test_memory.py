@@ -7,12 +7,17 @@ import ctypes.util
 import pytest
 import torch
 
-from agents.memory import configure_allocator, release_free_memory
+from agents.memory import configure_allocator, release_free_memory, status_kib
 
 
 def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+    return status_kib("VmRSS") / 1024
+
+
+def test_status_kib_reads_the_field_and_names_a_missing_one() -> None:
+    assert 0 < status_kib("VmRSS") <= status_kib("VmHWM")
+    with pytest.raises(RuntimeError, match="no VmNothing in /proc/self/status"):
+        status_kib("VmNothing")
 
 
 @pytest.mark.skipif(ctypes.util.find_library("c") is None, reason="needs a C library with malloc_trim (glibc)")

@@ -233,6 +233,26 @@ def finite_step(
     return norm
 
 
+class StepMeans:
+    """Metrics averaged over the optimiser steps taken; a skipped (non-finite) step only adds to `skipped`."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = defaultdict(float)
+        self.applied = self.skipped = 0
+
+    def add(self, parts: Sequence[tuple[str, float]], grad_norm: float, grad_norm_name: str) -> None:
+        """One step's metrics and its gradient norm (`finite_step`'s result), counted only if the step was taken."""
+        if not math.isfinite(grad_norm):
+            self.skipped += 1
+            return
+        self.applied += 1
+        for name, part in [*parts, (grad_norm_name, grad_norm)]:
+            self.totals[name] += part
+
+    def means(self) -> dict[str, float]:
+        return {name: value / self.applied for name, value in self.totals.items()}
+
+
 def group_advantages(
     rewards: Sequence[float] | torch.Tensor, groups: Sequence[int], normalize_std: bool = True, eps: float = 1e-6
 ) -> torch.Tensor:
@@ -534,8 +554,7 @@ def policy_gradient_step(
     old = None if single_update else _logprobs_no_grad(policy, episodes, config)
     ref = None if reference is None else _logprobs_no_grad(reference, episodes, config)
     params = [p for group in optimizer.param_groups for p in group["params"]]
-    totals: dict[str, float] = defaultdict(float)
-    applied = skipped = 0
+    steps = StepMeans()
     current: list[torch.Tensor] = []
     with _no_dropout(policy.model):
         for _ in range(config.epochs):
@@ -543,7 +562,7 @@ def policy_gradient_step(
                 optimizer.zero_grad(set_to_none=True)
                 mini = list(range(lo, hi))
                 tokens = sum(sum(episodes[i].action_mask) for i in mini)
-                parts: list[tuple[str, float]] = []  # added to `totals`, in this order, only if the step is taken
+                parts: list[tuple[str, float]] = []  # averaged by `steps`, in this order, only if the step is taken
                 loss_finite = True
                 for chunk, batch, logprobs, entropy in _chunk_logprobs(policy, episodes, mini, config, True):
                     assert entropy is not None
@@ -578,15 +597,9 @@ def policy_gradient_step(
                         current.extend(_unspan(old_lp, batch))
                     del logprobs, entropy, loss  # free this micro-batch's logits before the next forward
                 # Averaged across processes under torchrun (nothing when run alone), clipped, stepped if finite.
-                grad_norm = finite_step(optimizer, params, config.max_grad_norm, loss_finite)
-                if math.isfinite(grad_norm):
-                    applied += 1
-                    for name, part in [*parts, ("losses/grad_norm", grad_norm)]:
-                        totals[name] += part
-                else:
-                    skipped += 1
-    metrics: dict[str, float] = {name: value / applied for name, value in totals.items()}
-    metrics["losses/nonfinite_skipped"] = skipped
+                steps.add(parts, finite_step(optimizer, params, config.max_grad_norm, loss_finite), "losses/grad_norm")
+    metrics = steps.means()
+    metrics["losses/nonfinite_skipped"] = steps.skipped
     metrics["rollout/logprob_diff"] = _logprob_gap(episodes, current if old is None else old)
     return metrics
 

@@ -12,8 +12,6 @@ is NaN or inf is skipped like the policy's (`critic/nonfinite_skipped`).
 from __future__ import annotations
 
 import copy
-import math
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +22,7 @@ from agents.grpo import (
     GRPOConfig,
     LRSchedule,
     PolicyGradientLearner,
+    StepMeans,
     _Batch,
     _chunks,
     _collate,
@@ -165,14 +164,13 @@ class PPOLearner(PolicyGradientLearner):
         """`epochs` x `mini_batches` steps of the clipped value loss (token mean over model tokens)."""
         config, pad_id = self.config, int(self.policy.tokenizer.pad_token_id)
         params = list(self.critic.parameters())
-        totals: dict[str, float] = defaultdict(float)
-        applied = skipped = 0
+        steps = StepMeans()
         with _no_dropout(self.critic), recomputing_layers(self.critic, config.gradient_checkpointing):
             for _ in range(config.epochs):
                 for lo, hi in mini_batch_ranges(len(episodes), config.mini_batches):
                     self.critic_optimizer.zero_grad(set_to_none=True)
                     tokens = sum(sum(episodes[i].action_mask) for i in range(lo, hi))
-                    parts: list[tuple[str, float]] = []  # added to `totals`, in order, only if the step is taken
+                    parts: list[tuple[str, float]] = []  # averaged by `steps`, in order, only if the step is taken
                     loss_finite = True
                     for chunk in _chunks(range(lo, hi), config.micro_batch_size):
                         batch = _collate([episodes[i] for i in chunk], pad_id, self.policy.device)
@@ -190,14 +188,9 @@ class PPOLearner(PolicyGradientLearner):
                             ("critic/value_clip_frac", float(clip.sum()) / max(tokens, 1)),
                         ]
                     grad_norm = finite_step(self.critic_optimizer, params, config.max_grad_norm, loss_finite)
-                    if math.isfinite(grad_norm):
-                        applied += 1
-                        for name, part in [*parts, ("critic/grad_norm", grad_norm)]:
-                            totals[name] += part
-                    else:
-                        skipped += 1
-        metrics: dict[str, float] = {name: value / applied for name, value in totals.items()}
-        metrics["critic/nonfinite_skipped"] = skipped
+                    steps.add(parts, grad_norm, "critic/grad_norm")
+        metrics = steps.means()
+        metrics["critic/nonfinite_skipped"] = steps.skipped
         masks = [torch.tensor(e.action_mask, dtype=torch.bool) for e in episodes]
         metrics["critic/value_mean"] = float(torch.cat([v[m] for v, m in zip(old_values, masks, strict=True)]).mean())
         metrics["critic/return_mean"] = float(torch.cat([r[m] for r, m in zip(returns, masks, strict=True)]).mean())

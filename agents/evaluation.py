@@ -35,7 +35,7 @@ def evaluate(
     env: ToolEnv,
     task_ids: Sequence[str],
     max_new_tokens: int,
-    batch_tasks: int = 8,
+    batch_tasks: int = 16,
     temperature: float = 0.0,
     seed: int = 0,
     on_batch: Callable[[list[Episode]], None] | None = None,

@@ -39,7 +39,10 @@ class StudyConfig(BaseModel):
     model: str = Field(default="embedded", description="The starting model: 'embedded', a hub id or a folder.")
     presets: list[str] = Field(default=list(STUDY_PRESETS), min_length=1, description="Reward presets compared.")
     seeds: list[int] = Field(default=[0, 1, 2], min_length=1, description="GRPO seeds per preset.")
-    steps: int = Field(default=30, ge=1, description="GRPO steps per run (the main job's 30 by default).")
+    steps: int = Field(default=30, ge=1, description="GRPO steps per run.")
+    warmup_examples: int = Field(
+        default=96, ge=1, description="Demonstrations in the shared warm-up that every preset's run starts from."
+    )
     eval_limit: int = Field(default=80, ge=1, description="Held-out BFCL simple_python tasks scored (80: all).")
     api_bank_path: Path = Field(
         default=Path("../shared/data/toolrl"), description="ToolRL's API-Bank level files (a file or a folder)."
@@ -141,7 +144,11 @@ class Study:
         study = self.config
         results: dict[str, Any] = {"baselines": {}, "presets": {}}
         results["baselines"]["untrained"] = self.score("untrained", study.model)
-        warm = self.train(self.out / "runs" / "warmup", {"steps": 0, "seed": 0}, ["--model", study.model])
+        warm = self.train(
+            self.out / "runs" / "warmup",
+            {"steps": 0, "seed": 0, "warmup": {"examples": study.warmup_examples}},
+            ["--model", study.model],
+        )
         results["baselines"]["warm-up only"] = self.score("warmup", str(warm))
         for preset in study.presets:
             reward = PRESETS[preset] if study.paper_schedules else stretched(preset, study.steps)

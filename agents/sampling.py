@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 from transformers import (
+    Cache,
     DynamicCache,
     GenerationConfig,
     LogitsProcessor,
@@ -19,6 +20,7 @@ from transformers import (
     StoppingCriteria,
     StoppingCriteriaList,
 )
+from transformers.cache_utils import DynamicLayer
 
 from agents.policy import Policy
 from agents.protocols import Sample, SamplingParams
@@ -75,14 +77,15 @@ class HFSampler:
         eos_ids = _eos_ids(model, tokenizer)
         sampler = _TurnSampler(params.temperature, params.top_p, generator)
         ends = _TurnEnds(tokenizer, params.stop, eos_ids, width, len(prompts))
-        shared = {"cache": self._prefill_shared(prompts, width)} if len(set(map(tuple, prompts))) < len(prompts) else {}
+        shared = len(set(map(tuple, prompts))) < len(prompts)
+        cache = self._prefill_shared(prompts, width) if shared else GrowingCache()
         sequences = model.generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=_generation_config(params, tokenizer.pad_token_id, eos_ids),
             logits_processor=LogitsProcessorList([sampler]),
             stopping_criteria=StoppingCriteriaList([ends]),
-            **shared,
+            cache=cache,
         )
         generated = sequences[:, width:]
         logprobs = sampler.generated_logprobs(generated.shape[1])
@@ -101,7 +104,7 @@ class HFSampler:
             )
         return samples
 
-    def _prefill_shared(self, prompts: list[list[int]], width: int) -> DynamicCache:
+    def _prefill_shared(self, prompts: list[list[int]], width: int) -> GrowingCache:
         """A KV cache of every prompt but its last token, computing each distinct prompt once: GRPO samples a
         group of turns from one prompt, and prefilling a long prompt is a large part of a turn's cost."""
         model: Any = self.policy.model
@@ -110,7 +113,7 @@ class HFSampler:
             [list(p) for p in distinct], width, self.policy.tokenizer.pad_token_id, self.policy.device
         )
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # as `generate` numbers left-padded rows
-        cache = DynamicCache(config=model.config)
+        cache = GrowingCache()
         model(
             input_ids=ids[:, :-1],
             attention_mask=mask[:, :-1],
@@ -121,6 +124,57 @@ class HFSampler:
         )
         cache.batch_select_indices(torch.tensor([distinct.index(tuple(p)) for p in prompts], device=ids.device))
         return cache
+
+
+class _GrowingLayer(DynamicLayer):
+    """A cache layer that writes each step's keys and values into spare room at the end of a buffer, instead of
+    concatenating (which copies the whole cache every decoding step: about a quarter of a CPU decoding step of
+    the embedded model at 8 rows and 600-token prompts, torch 2.13). The buffer grows `spare` positions at a
+    time; keys and values are views of its filled part."""
+
+    spare = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        keys, values = self.keys, self.values
+        assert keys is not None and values is not None
+        length, added = self.get_seq_length(), key_states.shape[-2]
+        buffers = self._buffers
+        if (
+            buffers is None
+            or keys._base is not buffers[0]  # replaced by a reorder or a batch selection
+            or buffers[0].shape[0] != key_states.shape[0]
+            or length + added > buffers[0].shape[-2]
+        ):
+            room = length + added + self.spare
+            buffers = (_with_room(keys, key_states, room), _with_room(values, value_states, room))
+            self._buffers = buffers
+        buffers[0][..., length : length + added, :] = key_states
+        buffers[1][..., length : length + added, :] = value_states
+        self.keys, self.values = buffers[0][..., : length + added, :], buffers[1][..., : length + added, :]
+        return self.keys, self.values
+
+
+def _with_room(old: torch.Tensor, new: torch.Tensor, positions: int) -> torch.Tensor:
+    """A buffer of `positions` positions shaped like `new`, holding `old`'s positions first."""
+    buffer = new.new_empty((*new.shape[:-2], positions, new.shape[-1]))
+    if old.numel():
+        buffer[..., : old.shape[-2], :] = old
+    return buffer
+
+
+class GrowingCache(DynamicCache):
+    """A `DynamicCache` whose layers grow in place (`_GrowingLayer`): the same keys and values, less copying."""
+
+    def __init__(self) -> None:
+        Cache.__init__(self, layer_class_to_replicate=_GrowingLayer)
 
 
 def _left_pad(

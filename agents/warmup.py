@@ -29,7 +29,12 @@ class WarmupConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = Field(default=True, description="Run the warm-up before GRPO.")
-    examples: int = Field(default=96, ge=1, description="Demonstrations drawn from the training tasks.")
+    examples: int = Field(
+        default=48,
+        ge=1,
+        description="Demonstrations drawn from the training tasks, about 5 s each for the embedded model on a "
+        "2-core CPU; benchmarks/RESULTS.md has held-out ast_match after 32, 64 and 96.",
+    )
     epochs: int = Field(default=1, ge=1, description="Passes over the demonstrations.")
     lr: float = Field(default=1e-4, gt=0, description="AdamW learning rate (constant).")
     batch_size: int = Field(default=4, ge=1, description="Demonstrations per optimiser step.")

@@ -40,7 +40,7 @@ def parse_args(argv: Sequence[str] | None = None) -> StudyConfig:
     parser.add_argument("--model", help="the starting model (default: the embedded one)")
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), help=f"default: {' '.join(STUDY_PRESETS)}")
     parser.add_argument("--seeds", nargs="+", type=int, help="GRPO seeds (default 0 1 2)")
-    parser.add_argument("--steps", type=int, help="GRPO steps per run (default 30, as the main job)")
+    parser.add_argument("--steps", type=int, help="GRPO steps per run (default 30)")
     parser.add_argument("--eval-limit", type=int, help="held-out BFCL tasks (default 80: all)")
     parser.add_argument("--api-bank-path", type=Path, help="ToolRL's API-Bank files (default ../shared/data/toolrl)")
     parser.add_argument("--api-bank-limit", type=int, help="API-Bank tasks per level (default 20)")

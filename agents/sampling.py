@@ -75,7 +75,7 @@ class HFSampler:
         width = max(len(prompt) for prompt in prompts) + (device.type == "cpu")
         input_ids, attention_mask = _left_pad(prompts, width, tokenizer.pad_token_id, device)
         eos_ids = _eos_ids(model, tokenizer)
-        sampler = _TurnSampler(params.temperature, params.top_p, generator)
+        sampler = TurnSampler(params.temperature, params.top_p, generator)
         ends = _TurnEnds(tokenizer, params.stop, eos_ids, width, len(prompts))
         shared = len(set(map(tuple, prompts))) < len(prompts)
         cache = self._prefill_shared(prompts, width) if shared else GrowingCache()
@@ -189,7 +189,7 @@ def _left_pad(
 
 
 def _generation_config(params: SamplingParams, pad_id: int, eos_ids: list[int]) -> GenerationConfig:
-    """Greedy search over the scores `_TurnSampler` returns (it does the sampling). Penalties that a model's
+    """Greedy search over the scores `TurnSampler` returns (it does the sampling). Penalties that a model's
     own generation config may ask for are switched off: they would change the distribution sampled from."""
     return GenerationConfig(
         max_new_tokens=params.max_new_tokens,
@@ -210,7 +210,7 @@ def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
     return sorted({i for i in ids if i is not None})
 
 
-class _TurnSampler(LogitsProcessor):
+class TurnSampler(LogitsProcessor):
     """Picks each next token itself and records its log-prob under the distribution it was drawn from
     (softmax(logits / temperature), cut to the top-p nucleus and renormalised; the raw softmax when greedy).
 
@@ -234,7 +234,7 @@ class _TurnSampler(LogitsProcessor):
         logprobs = torch.log_softmax(logits / self.temperature, dim=-1)
         candidates = None
         if self.top_p < 1.0:
-            logprobs, candidates = _nucleus(logprobs, self.top_p)
+            logprobs, candidates = nucleus(logprobs, self.top_p)
         pick = self._draw(logprobs)
         self.logprobs.append(logprobs.gather(1, pick))
         chosen = pick if candidates is None else candidates.gather(1, pick)
@@ -252,7 +252,7 @@ class _TurnSampler(LogitsProcessor):
         return torch.cat(self.logprobs[:steps], dim=1).cpu()
 
 
-def _nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+def nucleus(logprobs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
     """The smallest set of most likely tokens whose mass reaches `top_p`, as renormalised log-probs over
     candidate slots ([batch, k], -inf outside the nucleus) and the candidates' token ids ([batch, k])."""
     k = min(256, logprobs.shape[-1])

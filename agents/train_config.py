@@ -1,23 +1,24 @@
-"""The main job's configuration: one pydantic model, read from a YAML or JSON file, with command-line flags on top."""
+"""The main job's configuration: one pydantic model, read from a YAML or JSON file, with command-line flags on top
+(every field is a flag: `agents/grpo_train.py --help`)."""
 
 from __future__ import annotations
 
 import importlib
-import json
+import inspect
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agents.grpo import GRPOConfig
+from agents.learners.grpo import GRPOConfig
+from agents.learners.ppo import PPOConfig
+from agents.learners.warmup import WarmupConfig
 from agents.policy import Policy, PolicyConfig
-from agents.ppo import PPOConfig
-from agents.protocols import Learner
-from agents.warmup import WarmupConfig
+from agents.protocols import MAX_NEW_TOKENS, Learner
+from toolrl_env.cli import described
 from toolrl_env.rewards import PRESETS, RewardConfig
 
-# What the main job trains on when only the env id is given: small enough for a 2-core CPU in 20 minutes.
+# What the main job trains on when only the env id is given (README and benchmarks/RESULTS.md: its time and memory).
 DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
     "ToolEnv-BFCL-v0": {"category": "simple_python"},
     "ToolEnv-BFCLMultiTurn-v0": {"category": "multi_turn_base"},
@@ -25,7 +26,11 @@ DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
 
 
 # Learners by name; any other `module:Class` implementing agents.protocols.Learner works too.
-LEARNERS = {"grpo": "agents.grpo:GRPOLearner", "rloo": "agents.rloo:RLOOLearner", "ppo": "agents.ppo:PPOLearner"}
+LEARNERS = {
+    "grpo": "agents.learners.grpo:GRPOLearner",
+    "rloo": "agents.learners.rloo:RLOOLearner",
+    "ppo": "agents.learners.ppo:PPOLearner",
+}
 
 
 def learner_class(algo: str) -> Any:
@@ -42,61 +47,81 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    env: str = Field(default="ToolEnv-BFCL-v0", description="A registered ToolEnv id.")
+    env: str = Field(default="ToolEnv-BFCL-v0", description=described("env"))
     env_kwargs: dict[str, Any] | None = Field(
         default=None,
-        description="Kwargs for the env (None: DEFAULT_ENV_KWARGS for the id). Where the env takes `split`, "
-        "training uses split='train' and evaluation split='test'.",
+        description=described(
+            "env_kwargs",
+            "None: DEFAULT_ENV_KWARGS for the id. Where the env takes `split`, training uses split='train' and "
+            "evaluation split='test' (so `split` is not given here), and the reward is reward_preset / reward.",
+        ),
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="The model and where it runs.")
     algo: str = Field(
         default="grpo",
-        description="The learner: 'grpo', 'rloo', 'ppo', or 'module:Class' for your own (built as "
-        "Class(policy, grpo)).",
+        description=described(
+            "algo",
+            "'grpo', 'rloo', 'ppo', or 'module:Class' for your own (built as Class(policy, grpo), plus "
+            "ppo=... when its constructor takes a `ppo` argument).",
+        ),
     )
     grpo: GRPOConfig = Field(
         default_factory=GRPOConfig, description="Policy-update settings (RLOO and PPO use them too)."
     )
-    ppo: PPOConfig = Field(default_factory=PPOConfig, description="The critic's settings, used by --algo ppo.")
+    ppo: PPOConfig = Field(
+        default_factory=PPOConfig, description="The critic's settings, for learners that take them (--algo ppo)."
+    )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="The supervised warm-up stage.")
-    steps: int = Field(
-        default=16,
-        ge=0,
-        description="GRPO steps (one rollout batch and its updates each). 16, 48 warm-up demonstrations and 40 "
-        "held-out tasks keep the default run within 20 minutes on a 2-core CPU without bf16 units.",
+    steps: int = Field(default=16, ge=0, description=described("steps"))
+    group_size: int = Field(default=4, ge=2, description=described("group_size"))
+    batch_size: int = Field(default=8, ge=2, description=described("batch_size"))
+    reward_preset: str = Field(
+        default="default", description="The env's reward: a preset name (toolrl_env.rewards.PRESETS)."
     )
-    group_size: int = Field(default=4, ge=2, description="Episodes per task (G); advantages are relative within it.")
-    batch_size: int = Field(default=8, ge=2, description="Episodes per step; a multiple of group_size.")
-    reward_preset: str | RewardConfig = Field(
-        default="default",
-        description="The env's reward: a preset name (toolrl_env.rewards.PRESETS) or a RewardConfig's fields.",
+    reward: RewardConfig | None = Field(
+        default=None,
+        description="A reward of your own: reward_preset's fields with these changed (e.g. "
+        "--reward.two-stage-step 8); None: the preset as it is.",
     )
-    max_new_tokens: int = Field(default=96, gt=0, description="Most tokens per model turn.")
-    temperature: float = Field(default=1.0, gt=0, description="Sampling temperature while training.")
-    seed: int = Field(default=0, description="Seeds task order, sampling and the warm-up.")
-    eval_limit: int | None = Field(
-        default=40, ge=0, description="Held-out tasks evaluated, the first in id order (None: all; 0: none)."
+    max_new_tokens: int = Field(default=MAX_NEW_TOKENS, gt=0, description=described("max_new_tokens"))
+    temperature: float = Field(
+        default=1.0, gt=0, description=described("temperature", "This is training's, so above 0.")
     )
+    seed: int = Field(default=0, description=described("seed", "Here: task order, sampling and the warm-up."))
+    eval_limit: int | None = Field(default=40, ge=0, description=described("eval_limit", "0: no evaluation."))
+    eval_batch_size: int = Field(default=16, ge=1, description=described("eval_batch_size"))
     eval_every: int = Field(default=0, ge=0, description="Evaluate every this many steps (0: before and after only).")
     save_every: int = Field(
         default=10,
         ge=0,
-        description="Checkpoint every this many steps, and always after the last (0: after the last only). A crash "
-        "then loses at most this many steps (about 5 minutes of the default run). A checkpoint of the embedded "
-        "model (weights and AdamW state, 1.6 GB) took 8-17 s to write and fsync on a busy 2-core CPU machine "
-        "(benchmarks/bench_checkpoint.py), so the default's one extra save costs the run about 1%.",
+        description="Checkpoint every this many steps, and always after the last (0: after the last only); a crash "
+        "loses at most this many steps.",
     )
     keep_checkpoints: int = Field(
         default=2,
         ge=1,
-        description="The newest checkpoints kept (older ones are deleted after each save): a bound on disk use "
-        "(3.2 GB for the embedded model), with one checkpoint to fall back on besides the newest.",
+        description="The newest checkpoints kept (older ones are deleted after each save): a bound on disk use, "
+        "with one checkpoint to fall back on besides the newest.",
     )
-    output_dir: Path | None = Field(default=None, description="The run folder (None: runs/<env>-<time>).")
+    output_dir: Path | None = Field(default=None, description=described("output_dir", "None: runs/<env>-<time>."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reward_fields(cls, data: Any) -> Any:
+        """`reward` given as fields changes the preset's; an older config's `reward_preset: {fields}` is a reward."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if isinstance(data.get("reward_preset"), dict | RewardConfig):
+            data["reward"], data["reward_preset"] = data["reward_preset"], "default"
+        preset = data.get("reward_preset", "default")
+        if isinstance(data.get("reward"), dict) and preset in PRESETS:
+            data["reward"] = {**PRESETS[preset].model_dump(), **data["reward"]}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
-        if isinstance(self.reward_preset, str) and self.reward_preset not in PRESETS:
+        if self.reward_preset not in PRESETS:
             raise ValueError(f"unknown reward preset {self.reward_preset!r}; presets: {', '.join(PRESETS)}")
         if self.algo not in LEARNERS and ":" not in self.algo:
             raise ValueError(f"unknown algo {self.algo!r}; use one of {', '.join(LEARNERS)} or 'module:Class'")
@@ -105,35 +130,28 @@ class TrainConfig(BaseModel):
                 f"batch_size ({self.batch_size}) must be a multiple of group_size ({self.group_size}); "
                 f"try --batch-size {self.group_size * max(1, round(self.batch_size / self.group_size))}"
             )
+        for key, instead in (("reward", "--reward-preset NAME or --reward.<field> VALUE"), ("split", None)):
+            if key in (self.env_kwargs or {}):
+                raise ValueError(
+                    f"env_kwargs may not set {key!r}: "
+                    + (
+                        f"give the reward with {instead}"
+                        if instead
+                        else "the main job trains on split='train' and evaluates on split='test' wherever the env "
+                        "takes a split"
+                    )
+                )
         return self
 
     def resolved_env_kwargs(self) -> dict[str, Any]:
+        """The env's kwargs: env_kwargs (or the id's defaults) with the configured reward."""
         base = DEFAULT_ENV_KWARGS.get(self.env, {}) if self.env_kwargs is None else self.env_kwargs
-        return {**base, "reward": self.reward_preset}
+        return {**base, "reward": self.reward if self.reward is not None else self.reward_preset}
 
 
 def build_learner(config: TrainConfig, policy: Policy) -> Learner:
-    """The configured learner over `policy`; PPO also gets the critic's settings."""
+    """The configured learner over `policy`, given the critic's settings too when its constructor takes `ppo`."""
     cls = learner_class(config.algo)
-    learner: Learner = cls(policy, config.grpo, config.ppo) if config.algo == "ppo" else cls(policy, config.grpo)
+    takes_ppo = "ppo" in inspect.signature(cls).parameters
+    learner: Learner = cls(policy, config.grpo, ppo=config.ppo) if takes_ppo else cls(policy, config.grpo)
     return learner
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A YAML (.yaml/.yml) or JSON file's mapping."""
-    text = path.read_text()
-    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a mapping of TrainConfig fields, got {type(data).__name__}")
-    return data
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `overrides` applied; nested mappings merge key by key."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -2,7 +2,7 @@
 and folder fsynced, then renamed into place), the resident memory it adds (Linux: the high-water mark is reset just
 before the saves through /proc/self/clear_refs), seconds to load its trainer state, and its size on disk.
 
-    python benchmarks/bench_checkpoint.py [--repeats 3] [--folder /tmp/bench-checkpoint]
+    python benchmarks/bench_checkpoint.py [--repeats 3] [--output-dir /tmp/bench-checkpoint]
 
 AdamW's state is created by one optimiser step on zero gradients (its moments then have their real size). The
 folder is deleted at the end.
@@ -17,18 +17,30 @@ import statistics
 import time
 from pathlib import Path
 
+from toolrl_env.cli import add_argument
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3, help="Checkpoints written, timed one by one (default 3).")
+    add_argument(
+        parser,
+        "output_dir",
+        "Here: where they are written, deleted at the end.",
+        type=Path,
+        default=Path("/tmp/bench-checkpoint"),
+    )
+    return parser
+
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--folder", type=Path, default=Path("/tmp/bench-checkpoint"))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     import torch
 
-    from agents.grpo import GRPOLearner
-    from agents.memory import status_kib
+    from agents.learners.grpo import GRPOLearner
     from agents.policy import Policy
-    from agents.run_folder import DataPosition, RunFolder, load_trainer_state
+    from agents.runtime.memory import status_kib
+    from agents.runtime.run_folder import DataPosition, RunFolder, load_trainer_state
 
     policy = Policy.load()
     learner = GRPOLearner(policy)
@@ -36,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         param.grad = torch.zeros_like(param)
     learner.optimizer.step()
     learner.optimizer.zero_grad(set_to_none=True)
-    run = RunFolder(args.folder, keep=1)
+    run = RunFolder(args.output_dir, keep=1)
     data = DataPosition.of(["task"], next_step=0, seed=0, tasks_per_step=2, world_size=1)
     Path("/proc/self/clear_refs").write_text("5\n")  # reset VmHWM to the current RSS
     rss_before = status_kib("VmRSS")
@@ -50,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     load_trainer_state(path)
     load_seconds = time.perf_counter() - started
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    shutil.rmtree(args.folder)
+    shutil.rmtree(args.output_dir)
     result = {
         "save_s_median": statistics.median(seconds),
         "save_s_max": max(seconds),

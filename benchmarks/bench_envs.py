@@ -1,12 +1,12 @@
 """Reset and step latency of the benchmark envs, with no model in the loop.
 
-    python benchmarks/bench_envs.py [--episodes 300] [--data ../shared/data/toolrl]
+    python benchmarks/bench_envs.py [--episodes 300] [--data-path ../shared/data/toolrl] [--env ID ...]
 
 Each episode is played by the gold policy (every step's gold completion, so tools run and the episode
 ends normally) and, for a second row, by a completion that breaks the format. Timed separately: `reset`,
 each `step` before the last, and the last `step` (which computes the episode's official metric, e.g.
 BFCL's AST or multi-turn checker). ToolEnv-APIBank-v0 and ToolEnv-Bamboogle-v0 read ToolRL's files from
-`--data`; Bamboogle searches the test corpus in tests/fixtures. Targets: BFCL single-turn reset+step
+`--data-path`; Bamboogle searches the test corpus in tests/fixtures. Targets: BFCL single-turn reset+step
 median under 1 ms; a multi-turn step median under 5 ms.
 """
 
@@ -23,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import toolrl_env  # noqa: F401  (registers the ids)
+from toolrl_env.cli import add_argument, add_env_arguments, env_list
 from toolrl_env.env import ToolEnv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,21 +68,36 @@ def summary(values: list[float]) -> str:
     return f"{statistics.median(micro):,.0f} µs (p99 {np.percentile(micro, 99):,.0f})"
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=300, help="episodes per env and policy")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "toolrl")
-    parser.add_argument("--env", action="append", help="time only these ids (repeatable)")
-    args = parser.parse_args()
+    parser.add_argument("--episodes", type=int, default=300, help="Episodes per env and policy (default 300).")
+    add_argument(
+        parser,
+        "data_path",
+        "Here: API-Bank's and Bamboogle's files.",
+        type=Path,
+        default=ROOT.parent / "shared" / "data" / "toolrl",
+    )
+    add_env_arguments(parser, detail=f"Time only these, of: {', '.join(env_specs(Path()))} (default: all).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    chosen_envs = dict(env_list(args))
+    unknown = set(chosen_envs) - set(env_specs(args.data_path))
+    if unknown:
+        parser.error(f"--env {sorted(unknown)[0]}: this benchmark times {', '.join(env_specs(args.data_path))}")
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, python {platform.python_version()}")
     print("| env | policy | make | reset | step (not last) | last step (metric) |")
     print("| --- | --- | --- | --- | --- | --- |")
     rng = np.random.default_rng(0)
-    for env_id, kwargs in env_specs(args.data).items():
-        if args.env and env_id not in args.env:
+    for env_id, kwargs in env_specs(args.data_path).items():
+        if chosen_envs and env_id not in chosen_envs:
             continue
         start = time.perf_counter()
-        env = gym.make(env_id, **kwargs).unwrapped
+        env = gym.make(env_id, **{**kwargs, **chosen_envs.get(env_id, {})}).unwrapped
         made = time.perf_counter() - start
         assert isinstance(env, ToolEnv)
         ids = [t.id for t in env.tasks]

@@ -1,9 +1,9 @@
 """Reward and env-step throughput.
 
-    python benchmarks/bench_rewards.py [--pairs 20000] [--steps 5000] [--rlla PATH]
+    python benchmarks/bench_rewards.py [--pairs 20000] [--env-steps 5000] [--data-path RLLA_FILE]
 
 1. `compute_score` over >= 10,000 (response, gold) pairs of mixed shapes: golds from generated calculator
-   tasks (or ToolRL's RLLA file given with --rlla, e.g. ../shared/data/toolrl/rlla_4k__test.parquet), each
+   tasks (or ToolRL's RLLA file given with --data-path, e.g. ../shared/data/toolrl/rlla_4k__test.parquet), each
    answered by an exact copy, a wrong value, a wrong or extra or missing call, a response, or broken JSON.
 2. Median latency of `ToolEnv.step` on ToolEnv-Calc-v0 (multi-turn: parse, reward, run the calculator, <obs>),
    with reset excluded.
@@ -23,9 +23,11 @@ import gymnasium as gym
 import numpy as np
 
 import toolrl_env  # noqa: F401  (registers the ids)
+from toolrl_env.cli import add_argument
+from toolrl_env.envs.calc.tasks import generate_calc_tasks
+from toolrl_env.envs.rlla.tasks import load_rlla
 from toolrl_env.format import render_turn
 from toolrl_env.rewards import PRESETS, compute_score
-from toolrl_env.tasks import generate_calc_tasks, load_rlla
 from tools.call import ToolCall
 
 
@@ -96,24 +98,30 @@ def bench_steps(steps: int) -> tuple[float, float]:
     return statistics.median(latencies) * 1e6, latencies[int(0.99 * len(latencies))] * 1e6
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=int, default=20_000, help="(response, gold) pairs to score")
-    parser.add_argument("--steps", type=int, default=5_000, help="env steps to time")
-    parser.add_argument("--rlla", default=None, help="take golds from this RLLA .json/.parquet file")
-    args = parser.parse_args()
+    parser.add_argument("--pairs", type=int, default=20_000, help="(Response, gold) pairs to score (default 20,000).")
+    parser.add_argument("--env-steps", type=int, default=5_000, help="Env steps to time, per round (default 5,000).")
+    add_argument(
+        parser, "data_path", "Here: an RLLA .json/.parquet file to take the golds from (default: generated tasks)."
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
 
     rng = np.random.default_rng(0)
-    golds = _golds(args.rlla, 2_000)
+    golds = _golds(args.data_path, 2_000)
     pairs = [(_variants(g, rng), g) for g in (golds[int(i)] for i in rng.integers(len(golds), size=args.pairs))]
     print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
-    print(f"golds from: {args.rlla or 'generated calculator tasks'}; pairs: {len(pairs)}")
+    print(f"golds from: {args.data_path or 'generated calculator tasks'}; pairs: {len(pairs)}")
     print(f"calibration loop (3M multiply-adds): {calibration_ms():.0f} ms")
     for preset in ("default", "coarse", "refined", "schedule_reward", "with_length"):
         assert preset in PRESETS
         print(f"rewards/s [{preset}]: {bench_rewards(pairs, preset):,.0f}")
     for round_ in range(1, 4):  # three rounds, as this VM's speed drifts by tens of percent over seconds
-        median, p99 = bench_steps(args.steps)
+        median, p99 = bench_steps(args.env_steps)
         print(f"ToolEnv-Calc-v0 step latency, round {round_}: median {median:.1f} µs, p99 {p99:.1f} µs")
     print(f"calibration loop (3M multiply-adds): {calibration_ms():.0f} ms")
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tools.bfcl_backends import BFCLBackendSuite
+from toolrl_env.envs.bfcl.backends import BFCLBackendSuite
 from tools.calculator import CALCULATE
 from tools.call import ToolCall
 from tools.python_tool import PythonSuite
@@ -37,11 +37,17 @@ def median_s(work: Callable[[], Any], repeats: int, pause_s: float = 0.0) -> flo
     return statistics.median(times)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=2000, help="calls per in-process and worker-process figure")
-    parser.add_argument("--python-calls", type=int, default=30, help="calls per python-tool figure")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--calls", type=int, default=2000, help="Calls per in-process and worker-process figure (default 2,000)."
+    )
+    parser.add_argument("--python-calls", type=int, default=30, help="Calls per python-tool figure (default 30).")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     calculate = ToolCall(name="calculate", parameters={"expression": "2 + 2"})
     for label, settings in (

@@ -22,14 +22,14 @@ GROUP, NEW_TOKENS = 4, 96
 
 
 def measure(recompute: bool) -> dict[str, float]:
-    from agents.memory import configure_allocator, release_free_memory, status_kib
+    from agents.runtime.memory import configure_allocator, release_free_memory, status_kib
 
     configure_allocator()
     import torch
 
     import toolrl_env  # noqa: F401  (registers the env ids)
-    from agents.evaluation import make_tool_env
-    from agents.grpo import GRPOConfig, GRPOLearner
+    from agents.evaluation.episodes import make_tool_env
+    from agents.learners.grpo import GRPOConfig, GRPOLearner
     from agents.policy import Policy
     from agents.protocols import Episode
 
@@ -70,10 +70,14 @@ def measure(recompute: bool) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--child", choices=["on", "off"], help=argparse.SUPPRESS)  # the script runs itself per mode
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.child is not None:
         print(json.dumps(measure(args.child == "on")))
         return

@@ -1,9 +1,9 @@
 """Differential check of our reward against ToolRL's released code, preset by preset.
 
-    python benchmarks/compare_toolrl_reward.py --toolrl PATH/TO/rlla.py [--data ../shared/data/toolrl]
+    python benchmarks/compare_toolrl_reward.py --toolrl PATH/TO/rlla.py [--data-path ../shared/data/toolrl]
 
 `--toolrl` is ToolRL's `verl/utils/reward_score/rlla.py` from a checkout of qiancheng0/ToolRL (not shipped
-here). Golds are the RLLA rows in `--data` (the parquet test split and the SFT json, as our loader reads
+here). Golds are the RLLA rows in `--data-path` (the parquet test split and the SFT json, as our loader reads
 them); each is answered by mutated predictions (reordered, dropped, extra and duplicated calls,
 changed values and types, renamed keys, missing or non-object parameters, bad JSON, response-only, no think,
 extra whitespace) at steps around every schedule boundary. ToolRL's variants are switched with its own
@@ -22,8 +22,9 @@ import random
 from pathlib import Path
 from typing import Any
 
+from toolrl_env.cli import add_argument
+from toolrl_env.envs.rlla.tasks import load_rlla
 from toolrl_env.rewards import PRESETS, RewardConfig, compute_score
-from toolrl_env.tasks import load_rlla
 
 SWITCHES = {
     "default": {},
@@ -166,16 +167,22 @@ def compare(
     return count, mismatches
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--toolrl", type=Path, required=True, help="ToolRL's verl/utils/reward_score/rlla.py")
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/toolrl"), help="folder of RLLA files")
-    args = parser.parse_args()
+    parser.add_argument("--toolrl", type=Path, required=True, help="ToolRL's verl/utils/reward_score/rlla.py.")
+    add_argument(
+        parser, "data_path", "Here: the folder with its RLLA files.", type=Path, default=Path("../shared/data/toolrl")
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     toolrl = _load_toolrl(args.toolrl)
     golds = [
         task.turns[0].steps[0].text or ""
         for name in ("rlla_4k__test.parquet", "rlla_4k_raw__rlla_sft.json")
-        for task in load_rlla(args.data / name)
+        for task in load_rlla(args.data_path / name)
     ]
     print(f"golds: {len(golds)}")
     variants = {name: (name, switches) for name, switches in SWITCHES.items()}

@@ -32,11 +32,11 @@ with atheris.instrument_imports(include=["toolrl_env", "tools"]):
 
     import toolrl_env  # noqa: F401  (registers the ids)
     from toolrl_env.env import ToolEnv
+    from toolrl_env.envs.bfcl.backends import BFCLBackendSuite
+    from toolrl_env.envs.bfcl.multi_turn_metrics import bfcl_multi_turn_metrics
+    from toolrl_env.envs.bfcl.multi_turn_tasks import load_bfcl_multi_turn
     from toolrl_env.format import parse
-    from toolrl_env.metrics.bfcl_multi_turn import bfcl_multi_turn_metrics
     from toolrl_env.rewards import PRESETS, compute_score, reward_bounds
-    from toolrl_env.tasks.bfcl_multi_turn import load_bfcl_multi_turn
-    from tools.bfcl_backends import BFCLBackendSuite
 
 PRESET_NAMES = sorted(PRESETS)
 TAGS = ("<think>", "</think>", "<tool_call>", "</tool_call>", "<response>", "</response>", "\n")

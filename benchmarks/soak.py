@@ -1,13 +1,14 @@
 """Soak: thousands of episodes through gymnasium's vector envs, watching throughput, memory, threads and files.
 
-    nice -n 15 python benchmarks/soak.py [--episodes 10000] [--num-envs 4] [--vectorization sync|async]
-        [--api-bank-path tests/fixtures/api_bank] [--env ID ...] [--checkpoints 10] [--tracemalloc] [--json soak.json]
+    nice -n 15 python benchmarks/soak.py [--total-episodes 10000] [--num-envs 4] [--vectorization sync|async]
+        [--data-path tests/fixtures/api_bank] [--env ID [--env-kwargs JSON] ...] [--checkpoints 10] [--tracemalloc]
+        [--json soak.json]
 
 The episodes are split evenly over four ids, each run through `gymnasium.make_vec` with SAME_STEP autoreset
 (a sub-env that ends an episode starts the next at once, so every sub-env always expects a step):
 ToolEnv-Calc-v0 (multi-turn, the real calculator), ToolEnv-BFCL-v0 (single-turn, the official AST checker),
 ToolEnv-BFCLMultiTurn-v0 (bfcl-eval's backends, the official multi-turn checker) and ToolEnv-APIBank-v0
-(multi-turn, the offline APIs; `--api-bank-path` is the fixture folder by default, or ToolRL's files in
+(multi-turn, the offline APIs; `--data-path` is the fixture folder by default, or ToolRL's files in
 ../shared/data/toolrl). `--vectorization async` runs each sub-env in its own process; ToolEnv's text spaces
 have no shared-memory layout, so the AsyncVectorEnv gets `shared_memory=False`.
 
@@ -19,7 +20,7 @@ non-strings, plus calls of an offered tool with such values. Values that make a 
 (huge exponents, precisions or position ranges) are left out: the soak measures memory over time, not the
 sandbox, and a stateful backend's call runs on a thread that no timeout can stop.
 
-Resources are sampled (after a garbage collection and a heap trim, `agents.memory.release_free_memory`, so
+Resources are sampled (after a garbage collection and a heap trim, `agents.runtime.memory.release_free_memory`, so
 free pages glibc keeps for reuse do not count) before the vector env is made, once it is made, after the
 warm-up (the first 10 % of the env's episodes, in which caches, pools and the allocator's arenas fill), at
 every further 10 %, at the end, and once it is closed: RSS and its high-water mark (VmRSS, VmHWM from
@@ -48,13 +49,14 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the ids)
-from agents.memory import release_free_memory
+from agents.runtime.memory import release_free_memory
+from toolrl_env.cli import add_argument, add_env_arguments, env_list
 from toolrl_env.format import render_turn
-from toolrl_env.tasks.task import GoldStep
+from toolrl_env.task import GoldStep
 from tools.call import ToolCall
 from tools.mock import sample_arguments
 from tools.tool import Tool
@@ -127,13 +129,16 @@ HOSTILE_VALUES: tuple[Any, ...] = (
 class SoakConfig(BaseModel):
     """What the soak runs and how it judges growth."""
 
-    episodes: int = Field(default=10_000, gt=0, description="Episodes in all, split evenly over `env_ids`.")
+    total_episodes: int = Field(default=10_000, gt=0, description="Episodes in all, split evenly over `env_ids`.")
     env_ids: list[str] = Field(default_factory=lambda: list(ENV_IDS), min_length=1, description="Env ids, in order.")
+    extra_kwargs: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Make kwargs per env id, over the soak's own (`env_kwargs`)."
+    )
     num_envs: int = Field(default=4, gt=0, description="Sub-envs per vector env.")
     vectorization: Literal["sync", "async"] = Field(
         default="sync", description="SyncVectorEnv (one process) or AsyncVectorEnv (a process per sub-env)."
     )
-    api_bank_path: Path = Field(
+    data_path: Path = Field(
         default=ROOT / "tests" / "fixtures" / "api_bank",
         description="ToolEnv-APIBank-v0's data_path: a level file or a folder of them.",
     )
@@ -154,17 +159,19 @@ class SoakConfig(BaseModel):
 
     @model_validator(mode="after")
     def _enough_episodes(self) -> SoakConfig:
-        if self.episodes < len(self.env_ids):
-            raise ValueError(f"episodes={self.episodes} is fewer than the {len(self.env_ids)} env ids; give more")
+        if self.total_episodes < len(self.env_ids):
+            raise ValueError(
+                f"total_episodes={self.total_episodes} is fewer than the {len(self.env_ids)} env ids; give more"
+            )
         if not any(w > 0 for w in self.manners.values()) or any(w < 0 for w in self.manners.values()):
             raise ValueError(f"manners {self.manners} need non-negative odds, at least one positive")
         return self
 
     def env_kwargs(self, env_id: str) -> dict[str, Any]:
-        """The make kwargs of one id: API-Bank reads `api_bank_path` and runs its APIs (multi-turn)."""
-        if env_id == "ToolEnv-APIBank-v0":
-            return {"data_path": str(self.api_bank_path), "mode": "multi_turn"}
-        return {}
+        """The make kwargs of one id: API-Bank reads `data_path` and runs its APIs (multi-turn); `extra_kwargs` go
+        on top."""
+        own = {"data_path": str(self.data_path), "mode": "multi_turn"} if env_id == "ToolEnv-APIBank-v0" else {}
+        return {**own, **self.extra_kwargs.get(env_id, {})}
 
 
 class ResourceSample(BaseModel):
@@ -513,12 +520,12 @@ def _difference(end: float | None, start: float | None) -> float | None:
 def run_soak(config: SoakConfig, progress: bool = False) -> SoakReport:
     """The soak over every env id of `config`, in order, its episodes split evenly among them."""
     date = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    share, extra = divmod(config.episodes, len(config.env_ids))
+    share, extra = divmod(config.total_episodes, len(config.env_ids))
     if config.tracemalloc:
         tracemalloc.start()
     first = sample("start", 0, time.perf_counter())
     reports = []
-    with tqdm(total=config.episodes, unit="ep", disable=not progress, dynamic_ncols=True) as bar:
+    with tqdm(total=config.total_episodes, unit="ep", disable=not progress, dynamic_ncols=True) as bar:
         for index, env_id in enumerate(config.env_ids):
             episodes = share + (index < extra)
             reports.append(soak_env(env_id, episodes, config, config.seed + index, bar))
@@ -558,33 +565,48 @@ def machine() -> str:
 
 
 # -- the script ----------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--total-episodes", type=int, default=10_000, help="Episodes in all (default 10,000).")
+    add_env_arguments(parser, detail=f"Soak only these ids, of: {', '.join(ENV_IDS)} (default: all).")
+    parser.add_argument("--num-envs", type=int, default=4, help="Sub-envs per vector env (default 4).")
+    parser.add_argument(
+        "--vectorization", choices=("sync", "async"), default="sync", help="One process, or one per sub-env."
+    )
+    add_argument(parser, "data_path", "Here: API-Bank's level files (default: tests/fixtures/api_bank).", type=Path)
+    add_argument(parser, "seed", type=int, default=0)
+    parser.add_argument("--checkpoints", type=int, default=10, help="Resource samples per env (default 10).")
+    parser.add_argument("--tracemalloc", action="store_true", help="Trace Python allocations (slower).")
+    parser.add_argument("--json", type=Path, help="Write the report here as JSON.")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    return parser
+
+
 def parse_args(argv: Sequence[str] | None = None) -> tuple[SoakConfig, Path | None, bool]:
     """Flags over SoakConfig's defaults; also the --json path and whether to show the progress bar."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--episodes", type=int, default=10_000, help="episodes in all (default 10,000)")
-    parser.add_argument("--env", action="append", choices=ENV_IDS, help="soak only these ids (repeatable)")
-    parser.add_argument("--num-envs", type=int, default=4, help="sub-envs per vector env (default 4)")
-    parser.add_argument("--vectorization", choices=("sync", "async"), default="sync")
-    parser.add_argument("--api-bank-path", type=Path, help="API-Bank level files (default tests/fixtures/api_bank)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--checkpoints", type=int, default=10, help="resource samples per env (default 10)")
-    parser.add_argument("--tracemalloc", action="store_true", help="trace Python allocations (slower)")
-    parser.add_argument("--json", type=Path, help="write the report here as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser = build_parser()
     args = parser.parse_args(argv)
     fields: dict[str, Any] = {
-        "episodes": args.episodes,
+        "total_episodes": args.total_episodes,
         "num_envs": args.num_envs,
         "vectorization": args.vectorization,
         "seed": args.seed,
         "checkpoints": args.checkpoints,
         "tracemalloc": args.tracemalloc,
     }
-    if args.env:
-        fields["env_ids"] = args.env
-    if args.api_bank_path is not None:
-        fields["api_bank_path"] = args.api_bank_path
-    return SoakConfig(**fields), args.json, not args.no_progress
+    envs = env_list(args)
+    unknown = [env_id for env_id, _ in envs if env_id not in ENV_IDS]
+    if unknown:
+        parser.error(f"--env {unknown[0]}: the soak knows {', '.join(ENV_IDS)}")
+    if envs:
+        fields["env_ids"] = [env_id for env_id, _ in envs]
+        fields["extra_kwargs"] = {env_id: kwargs for env_id, kwargs in envs if kwargs}
+    if args.data_path is not None:
+        fields["data_path"] = args.data_path
+    try:
+        return SoakConfig(**fields), args.json, not args.no_progress
+    except ValidationError as exc:
+        parser.error(str(exc))
 
 
 def print_report(report: SoakReport) -> None:

@@ -11,7 +11,7 @@ from toolrl_env.env import ToolEnv, ToolEnvConfig
 from toolrl_env.format import ParsedTurn, parse, render_observation, render_turn
 from toolrl_env.registry import load_suite_plugins, register_builtin_envs, register_suite
 from toolrl_env.rewards import PRESETS, RewardBreakdown, RewardConfig, compute_score
-from toolrl_env.tasks.task import GoldStep, Task, Turn
+from toolrl_env.task import GoldStep, Task, Turn
 
 register_builtin_envs()
 load_suite_plugins()

@@ -16,7 +16,7 @@ from toolrl_env.format import ParsedTurn, parse, render_observation, render_user
 from toolrl_env.prompt import HISTORY_HEADER, join_records, render_system
 from toolrl_env.rewards import RewardBreakdown, RewardConfig, compute_score, resolve_config
 from toolrl_env.spaces import Conversation, TIRAction
-from toolrl_env.tasks.task import GoldStep, Task
+from toolrl_env.task import GoldStep, Task
 from tools.call import ToolCall, ToolResult
 from tools.suite import ToolSuite
 from tools.tool import Tool

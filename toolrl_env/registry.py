@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import inspect
 import re
 import warnings
@@ -11,47 +12,22 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.envs.registration import load_env_creator
+from gymnasium.envs.registration import EnvSpec, load_env_creator
 
 from toolrl_env.env import ToolEnv
-from toolrl_env.tasks.calc import Split, generate_calc_tasks
-from toolrl_env.tasks.rlla import load_rlla
-from toolrl_env.tasks.task import GoldStep, Task, Turn
-from tools.calculator import CalculatorSuite
+from toolrl_env.envs import BUILTIN_ENVS
+from toolrl_env.task import GoldStep, Task, Turn
 from tools.call import ToolCall
 from tools.suite import ToolSuite
 from tools.tool import Tool
 
 ENTRY_POINT_GROUP = "toolrl_env.suites"
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
-# Registered suites: name -> (suite, tasks, env kwargs). Each env gets its own copy of the suite.
-_SUITES: dict[str, tuple[ToolSuite, list[Task], dict[str, Any]]] = {}
 
 
-def make_rlla_env(data_path: str | None = None, **env_kwargs: Any) -> ToolEnv:
-    """ToolEnv-RLLA-v0: ToolRL's RLLA rows (single-turn by default, as ToolRL trained)."""
-    if data_path is None:
-        raise ValueError(
-            "ToolEnv-RLLA-v0 needs data_path=<file>: an RLLA .json (instruction/input/output) or .parquet "
-            "(prompt, reward_model.ground_truth) from qiancheng0/ToolRL's dataset/ folder"
-        )
-    return ToolEnv(load_rlla(data_path), **env_kwargs)
-
-
-def make_calc_env(
-    num_tasks: int = 1000, seed: int = 0, split: Split = "train", mode: str = "multi_turn", **env_kwargs: Any
-) -> ToolEnv:
-    """ToolEnv-Calc-v0: generated calculator / unit-conversion tasks with the real calculator suite."""
-    tasks = generate_calc_tasks(num_tasks=num_tasks, seed=seed, split=split)
-    return ToolEnv(tasks, suite=CalculatorSuite(), mode=mode, **env_kwargs)
-
-
-def make_suite_env(suite_name: str, **env_kwargs: Any) -> ToolEnv:
-    """Build the env of a suite registered with `register_suite`."""
-    if suite_name not in _SUITES:
-        raise KeyError(f"unknown tool suite {suite_name!r}; registered: {', '.join(_SUITES) or 'none'}")
-    suite, tasks, defaults = _SUITES[suite_name]
-    return ToolEnv(tasks, suite=copy.deepcopy(suite), **{**defaults, **env_kwargs})
+def make_suite_env(suite: ToolSuite, tasks: Sequence[Task], **env_kwargs: Any) -> ToolEnv:
+    """The env of a suite registered with `register_suite`, on its own copy of the suite."""
+    return ToolEnv(list(tasks), suite=copy.deepcopy(suite), **env_kwargs)
 
 
 def _as_task(task: Task | Mapping[str, Any], index: int) -> Task:
@@ -90,7 +66,9 @@ def register_suite(
     """Register `ToolEnv-<name>-v0` over these tools and tasks and return its id.
 
     Tasks that list no tools are offered all of the suite's. `env_kwargs` are ToolEnv settings
-    (multi-turn by default, so the tools run); `gymnasium.make` kwargs override them.
+    (multi-turn by default, so the tools run); `gymnasium.make` kwargs override them. Every env made gets its own
+    copy of the suite. The registration lives in the id's spec, so `gymnasium.make_vec(..., "async")` workers
+    started with spawn or forkserver make it too (the suite and tasks must pickle, as every ToolEnv must).
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"suite name {name!r} must be letters, digits, '_' or '.'")
@@ -103,9 +81,11 @@ def register_suite(
         missing = {c.name for turn in task.turns for s in turn.steps for c in s.calls} - offered
         if missing:
             raise ValueError(f"task {task.id!r} calls {sorted(missing)}, which it is not offered ({sorted(offered)})")
-    _SUITES[name] = (suite, built, {"mode": "multi_turn", **env_kwargs})
     env_id = f"ToolEnv-{name}-v0"
-    gym.register(id=env_id, entry_point="toolrl_env.registry:make_suite_env", kwargs={"suite_name": name})
+    # The suite and tasks travel in the spec's kwargs, not in a registry of this process: a vector env's worker
+    # started with spawn or forkserver gets the spec (pickled) and so can make the env without this registration.
+    kwargs = {"suite": suite, "tasks": built, "mode": "multi_turn", **env_kwargs}
+    gym.register(id=env_id, entry_point="toolrl_env.registry:make_suite_env", kwargs=kwargs)
     return env_id
 
 
@@ -117,9 +97,22 @@ def make_tool_env(env_id: str, **env_kwargs: Any) -> ToolEnv:
     return env
 
 
+def env_spec(env_id: str) -> EnvSpec:
+    """The spec of a registered id; for gymnasium's 'module:Id' form the module is imported first (it registers
+    the id). An id that is not registered is a ValueError naming the ToolEnv ids that are."""
+    module, _, name = env_id.rpartition(":")
+    try:
+        if module:
+            importlib.import_module(module)
+        return gym.spec(name)
+    except (ImportError, gym.error.Error) as exc:
+        known = ", ".join(sorted(i for i in gym.registry if i.startswith("ToolEnv-")))
+        raise ValueError(f"{env_id!r} is not a registered env id ({exc}); ToolEnv ids: {known}") from None
+
+
 def takes_split(env_id: str) -> bool:
     """True when the env id's factory has a `split` argument (train/test/all)."""
-    entry = gym.spec(env_id).entry_point
+    entry = env_spec(env_id).entry_point
     factory = load_env_creator(entry) if isinstance(entry, str) else entry
     return factory is not None and "split" in inspect.signature(factory).parameters
 
@@ -141,12 +134,6 @@ def load_suite_plugins() -> list[str]:
 
 
 def register_builtin_envs() -> None:
-    """Register the ids that ship with toolrl_env."""
-    gym.register(id="ToolEnv-RLLA-v0", entry_point="toolrl_env.registry:make_rlla_env")
-    gym.register(id="ToolEnv-Calc-v0", entry_point="toolrl_env.registry:make_calc_env")
-    gym.register(id="ToolEnv-BFCL-v0", entry_point="toolrl_env.suites.bfcl:make_bfcl_env")
-    gym.register(
-        id="ToolEnv-BFCLMultiTurn-v0", entry_point="toolrl_env.suites.bfcl_multi_turn:make_bfcl_multi_turn_env"
-    )
-    gym.register(id="ToolEnv-APIBank-v0", entry_point="toolrl_env.suites.api_bank:make_api_bank_env")
-    gym.register(id="ToolEnv-Bamboogle-v0", entry_point="toolrl_env.suites.bamboogle:make_bamboogle_env")
+    """Register the ids that ship with toolrl_env (`toolrl_env.envs.BUILTIN_ENVS`)."""
+    for env_id, entry_point in BUILTIN_ENVS.items():
+        gym.register(id=env_id, entry_point=entry_point)

@@ -9,7 +9,7 @@ total = format + correctness + length + answer, where
   linearly onto [correctness_min, correctness_max]; an unparsable prediction gets `correctness_min`;
 * length (off by default) is the share of `length_words` words in the think text, rounded to 2 places;
 * answer (off by default; not in ToolRL's reward) scores the `<response>` text against the gold's with QA
-  exact match or token F1 (`toolrl_env.metrics.qa`), for question-answering suites such as Bamboogle.
+  exact match or token F1 (`toolrl_env.qa`), for question-answering suites such as Bamboogle.
 
 ToolRL switched variants with environment variables; here each is a field of `RewardConfig`, the paper's
 variants are named presets in `PRESETS`, and any combination of fields is allowed.
@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from toolrl_env.format import decode_json, matches_shape, text_between, tool_call_lines
-from toolrl_env.metrics.qa import exact_match, f1_score
+from toolrl_env.qa import exact_match, f1_score
 
 
 class RewardConfig(BaseModel):

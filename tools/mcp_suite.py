@@ -162,7 +162,7 @@ class MCPSuite(ToolSuite):
         except Exception as exc:  # the loop did not answer, or the client failed: the connection is unusable
             self._disconnect()
             return error_result(call.name, f"MCP client failed ({describe_exception(exc)}); the server is restarted")
-        return _as_result(call.name, result)
+        return as_result(call.name, result)
 
     def close(self) -> None:
         """Stop the server and wait for it to exit; a later call starts a new one."""
@@ -359,7 +359,7 @@ def _as_tool(listed: mcp_types.Tool) -> Tool:
     return Tool(name=listed.name, description=listed.description or listed.title or "", parameters=parameters)
 
 
-def _as_result(name: str, result: mcp_types.CallToolResult) -> ToolResult:
+def as_result(name: str, result: mcp_types.CallToolResult) -> ToolResult:
     """Our ToolResult for an MCP result: structured content if any, else the content blocks; isError fails."""
     blocks = [_block_value(block) for block in result.content]
     if result.is_error:

@@ -12,7 +12,7 @@ allocates too much, or kills its process becomes an `{"error": ...}` observation
 The audit hook is defence in depth, not a security boundary: native code can get around it. For untrusted
 deployments run the whole trainer in a container or VM.
 
-    env_id = toolrl_env.register_suite("Py", PythonSuite(), tasks=[...])
+Register it as an env like any other suite (README, "register a tool suite").
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class Tool(BaseModel):
         if flat is not None and flat.accepts(arguments):
             return None  # the common case, decided without walking the schema
         try:
-            return _check_object(arguments, self.parameters, "", 0)
+            return check_object(arguments, self.parameters, "", 0)
         except Exception as exc:  # a value or schema this checker cannot handle, e.g. an `==` that raises
             return f"could not validate the arguments ({type(exc).__name__}); send plain JSON values"
 
@@ -279,7 +279,7 @@ def _check(value: object, schema: object, path: str, depth: int) -> str | None:
     if types is not None and not any(_is_type(value, t) for t in types):
         return f"{_label(path)} should be {' or '.join(sorted(types))}, got {_type_name(value)}"
     if isinstance(value, dict):
-        return _check_object(value, schema, path, depth)
+        return check_object(value, schema, path, depth)
     if isinstance(value, (list, tuple)):
         return _check_array(value, schema, path, depth)
     return None
@@ -290,7 +290,8 @@ def _describe(schema: object) -> str:
     return " or ".join(sorted(types)) if types else "any value"
 
 
-def _check_object(value: dict[Any, Any], schema: Mapping[str, Any], path: str, depth: int) -> str | None:
+def check_object(value: dict[Any, Any], schema: Mapping[str, Any], path: str, depth: int) -> str | None:
+    """What is wrong with an object argument `value` at `path` against an object `schema` (None: nothing)."""
     properties = schema.get("properties")
     if not isinstance(properties, Mapping):
         properties = {}

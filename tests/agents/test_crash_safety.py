@@ -21,7 +21,7 @@ from safetensors.torch import load_file
 from transformers import PreTrainedTokenizerBase
 
 from agents.grpo_train import main
-from agents.run_folder import STATE_FILE, checkpoints, latest_checkpoint, load_trainer_state
+from agents.runtime.run_folder import STATE_FILE, checkpoints, latest_checkpoint, load_trainer_state
 from tests.agents.conftest import tiny_policy
 from tests.agents.test_grpo_train import records, without_timings
 
@@ -49,7 +49,7 @@ def job(model: Path, out: Path) -> list[str]:
     config.write_text(json.dumps(CONFIG))
     return [
         "--env", "ToolEnv-Calc-v0", "--env-kwargs", '{"num_tasks": 40}', "--model", str(model), "--steps", str(STEPS),
-        "--group-size", "2", "--batch-size", "4", "--max-new-tokens", "8", "--eval-limit", "0", "--no-warmup",
+        "--group-size", "2", "--batch-size", "4", "--max-new-tokens", "8", "--eval-limit", "0", "--no-warmup.enabled",
         "--algo", "tests.fixtures.blocking_learner:BlockingGRPO", "--config", str(config), "--output-dir", str(out),
     ]  # fmt: skip
 

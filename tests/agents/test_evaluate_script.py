@@ -1,4 +1,4 @@
-"""agents/evaluate.py end to end on a tiny model over real BFCL tasks: files, tables, resuming, env specs."""
+"""agents/evaluate.py end to end on a tiny model over real BFCL tasks: files, tables, resuming, its flags."""
 
 from __future__ import annotations
 
@@ -10,48 +10,55 @@ import pytest
 from transformers import PreTrainedTokenizerBase
 
 import agents.evaluate as script
-from agents.run_folder import STATE_FILE
+from agents.evaluation.episodes import make_tool_env
+from agents.runtime.run_folder import STATE_FILE, resolve_model
 from tests.agents.conftest import tiny_policy
 
 
-def test_env_specs() -> None:
-    assert script.parse_env("ToolEnv-BFCL-v0") == ("ToolEnv-BFCL-v0", {})
-    assert script.parse_env('ToolEnv-BFCL-v0:{"category": "multiple", "split": "test"}') == (
-        "ToolEnv-BFCL-v0",
-        {"category": "multiple", "split": "test"},
-    )
-    assert script.parse_env('X:category=["simple_python", "multiple"],split=test,level=2') == (
-        "X",
-        {"category": ["simple_python", "multiple"], "split": "test", "level": 2},
-    )
-    assert script.parse_env("X:data_path=../shared/data/toolrl") == ("X", {"data_path": "../shared/data/toolrl"})
-    with pytest.raises(ValueError, match="key=value"):
-        script.parse_env("X:simple_python")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        script.parse_env("X:{category: 1}")
+def test_each_env_kwargs_belongs_to_the_env_before_it() -> None:
+    config = script.parse_args(
+        ["--env", "ToolEnv-BFCL-v0", "--env-kwargs", '{"category": "multiple", "split": "test"}',
+         "--env", "toolrl_env:ToolEnv-Calc-v0", "--env", "ToolEnv-APIBank-v0", "--env-kwargs", '{"level": 2}']
+    )  # fmt: skip
+    assert [(e.id, e.kwargs) for e in config.envs] == [
+        ("ToolEnv-BFCL-v0", {"category": "multiple", "split": "test"}),
+        ("toolrl_env:ToolEnv-Calc-v0", {}),  # gymnasium's module:Id form is an id like any other
+        ("ToolEnv-APIBank-v0", {"level": 2}),
+    ]
+    assert [(e.id, e.kwargs) for e in script.parse_args([]).envs] == [("ToolEnv-BFCL-v0", {})]
+    assert make_tool_env("toolrl_env:ToolEnv-Calc-v0", num_tasks=3).tasks
 
 
-def test_bad_env_specs_and_models_are_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        script.main(["--env", "ToolEnv-BFCL-v0:simple_python"])
-    assert "expected key=value pairs" in capsys.readouterr().err
-    (tmp_path / "checkpoints").mkdir()
-    with pytest.raises(SystemExit):
-        script.main(["--model", str(tmp_path)])
-    assert "no finished checkpoint" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env-kwargs", "{}"], "must follow the --env it is for"),
+        (["--env", "ToolEnv-BFCL-v0", "--env-kwargs", "{}", "--env-kwargs", "{}"], "must follow the --env it is for"),
+        (["--env", "ToolEnv-BFCL-v0", "--env-kwargs", "{category: 1}"], "is not valid JSON"),
+        (["--env", "ToolEnv-BFCL-v0", "--env-kwargs", "[1]"], "must be a JSON object"),
+        (["--tasks-per-category", "0"], "--tasks-per-category: Input should be greater than or equal to 1"),
+        (["--env", "ToolEnv-BFCX-v0"], "'ToolEnv-BFCX-v0' is not a registered env id"),
+        (["--env", "no_such_module:ToolEnv-BFCL-v0"], "is not a registered env id (No module named"),
+    ],
+)
+def test_bad_flags_are_usage_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_a_run_folder_means_its_latest_checkpoint(tmp_path: Path) -> None:
+def test_a_run_folder_means_its_newest_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
-    with pytest.raises(ValueError, match="no finished checkpoint"):
-        script.resolve_model(str(run))
+    with pytest.raises(SystemExit):
+        script.main(["--model", str(run)])
+    assert "no finished checkpoint" in capsys.readouterr().err
     for step in (5, 10):
         (run / "checkpoints" / f"step-{step}").mkdir()
         (run / "checkpoints" / f"step-{step}" / STATE_FILE).write_bytes(b"")
     (run / "checkpoints" / ".step-15.tmp").mkdir()  # an unfinished one
-    assert script.resolve_model(str(run)) == str(run / "checkpoints" / "step-10")
-    assert script.resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert script.parse_args(["--model", str(run)]).policy.model == str(run / "checkpoints" / "step-10")
+    assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def test_evaluate_writes_results_and_tables_and_resumes(
@@ -64,12 +71,14 @@ def test_evaluate_writes_results_and_tables_and_resumes(
         "--model",
         str(model),
         "--env",
-        'ToolEnv-BFCL-v0:category=["simple_python","irrelevance"],split=test',
-        "--limit",
+        "ToolEnv-BFCL-v0",
+        "--env-kwargs",
+        '{"category": ["simple_python", "irrelevance"], "split": "test"}',
+        "--tasks-per-category",
         "2",
         "--max-new-tokens",
         "6",
-        "--batch-size",
+        "--eval-batch-size",
         "3",
         "--output-dir",
         str(out),

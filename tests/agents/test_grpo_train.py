@@ -25,7 +25,7 @@ def without_timings(record: dict[str, Any]) -> dict[str, Any]:
 def tiny_args(model: Path, out: Path, config: Path, steps: int) -> list[str]:
     return [
         "--env", "ToolEnv-BFCL-v0", "--model", str(model), "--steps", str(steps), "--group-size", "2",
-        "--batch-size", "4", "--max-new-tokens", "8", "--eval-limit", "1", "--no-warmup",
+        "--batch-size", "4", "--max-new-tokens", "8", "--eval-limit", "1", "--no-warmup.enabled",
         "--config", str(config), "--output-dir", str(out),
     ]  # fmt: skip
 

@@ -8,13 +8,13 @@ from contextlib import contextmanager
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from agents.grpo import GRPOConfig, GRPOLearner
+from agents.learners.grpo import GRPOConfig, GRPOLearner
+from agents.learners.warmup import WarmupConfig, warm_up
 from agents.policy import Policy
 from agents.protocols import SamplingParams
 from agents.sampling import HFSampler
-from agents.warmup import WarmupConfig, warm_up
 from tests.agents.conftest import tiny_policy
-from tests.agents.test_grpo import PROMPT, episode
+from tests.agents.learners.test_grpo import PROMPT, episode
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 
 import toolrl_env  # noqa: F401  (registers the env ids)
-from agents.evaluation import make_tool_env, summarise
+from agents.evaluation.episodes import make_tool_env, summarise
 from agents.policy import Policy
 from agents.protocols import Sample, SamplingParams
 from agents.rollout import RolloutConfig, added_text, rollout

@@ -12,7 +12,7 @@ from transformers import DynamicCache, PreTrainedTokenizerBase
 from agents.embedded_model import embedded_model_dir
 from agents.policy import Policy, PolicyConfig
 from agents.protocols import Sample, SamplingParams
-from agents.sampling import GrowingCache, HFSampler, VLLMSampler, _nucleus, _TurnSampler
+from agents.sampling import GrowingCache, HFSampler, TurnSampler, VLLMSampler, nucleus
 from tests.agents.conftest import tiny_policy
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=12, stop=())
@@ -187,7 +187,7 @@ def test_empty_input_and_empty_prompts(policy: Policy) -> None:
 
 def test_draws_follow_the_distribution() -> None:
     probs = torch.tensor([[0.5, 0.3, 0.15, 0.05, 0.0]]).repeat(20_000, 1)
-    sampler = _TurnSampler(1.0, 1.0, torch.Generator().manual_seed(0))
+    sampler = TurnSampler(1.0, 1.0, torch.Generator().manual_seed(0))
     draws = sampler._draw(probs.log())[:, 0]
     frequencies = torch.bincount(draws, minlength=5).float() / len(draws)
     torch.testing.assert_close(frequencies, probs[0], atol=0.015, rtol=0)
@@ -199,13 +199,13 @@ def test_the_nucleus_matches_a_full_sort(vocab: int) -> None:
     logprobs = torch.log_softmax(torch.randn(3, vocab, generator=torch.Generator().manual_seed(vocab)), -1)
     # Nearly flat: the nucleus is wider than the first top-k (distinct values, so no ties at the cut).
     logprobs[1] = torch.log_softmax(torch.linspace(0, 0.01, vocab), -1)
-    nucleus, candidates = _nucleus(logprobs, 0.9)
-    kept = torch.zeros_like(logprobs, dtype=torch.bool).scatter(1, candidates, nucleus > float("-inf"))
+    kept_logprobs, candidates = nucleus(logprobs, 0.9)
+    kept = torch.zeros_like(logprobs, dtype=torch.bool).scatter(1, candidates, kept_logprobs > float("-inf"))
     sorted_logprobs, order = logprobs.sort(-1, descending=True)
     probs = sorted_logprobs.exp()
     expected = torch.zeros_like(kept).scatter(1, order, probs.cumsum(-1) - probs < 0.9)
     assert torch.equal(kept, expected)
-    torch.testing.assert_close(nucleus.exp().sum(-1), torch.ones(3))
+    torch.testing.assert_close(kept_logprobs.exp().sum(-1), torch.ones(3))
 
 
 @pytest.mark.skipif(

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agents.learners.sb3 import SB3TrainConfig, evaluate_choices, make_choice_env, train
 from agents.sb3_train import main
-from agents.sb3_training import SB3TrainConfig, evaluate_choices, make_choice_env, train
 from toolrl_env.env import ToolEnv
 from toolrl_env.wrappers import DiscreteToolChoice
 
@@ -50,7 +50,7 @@ def test_evaluation_counts_the_decisions_that_chose_the_gold() -> None:
 
 def test_ppo_learns_to_choose_the_gold_well_above_chance(tmp_path: Path) -> None:
     # Like SB3's test_identity: a real run, held-out tasks, and a margin chance cannot reach (chance is 0.25).
-    config = SB3TrainConfig(steps=3_000, eval_every=3_000, eval_episodes=60, output_dir=tmp_path, seed=0)
+    config = SB3TrainConfig(total_timesteps=3_000, eval_freq=3_000, n_eval_episodes=60, output_dir=tmp_path, seed=0)
     result = train(config)
     first, last = result.curve[0], result.curve[-1]
     assert first["step"] == 0 and last["step"] >= 3_000  # PPO finishes its last rollout of 256 steps
@@ -62,8 +62,9 @@ def test_ppo_learns_to_choose_the_gold_well_above_chance(tmp_path: Path) -> None
 def test_the_script_writes_the_curve_and_prints_the_table(
     algo: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main(["--algo", algo, "--steps", "192", "--eval-every", "96", "--eval-episodes", "4", "--num-candidates", "3",
-          "--seed", "1", "--env-kwargs", '{"num_tasks": 50}', "--output-dir", str(tmp_path)])  # fmt: skip
+    main(["--algo", algo, "--total-timesteps", "192", "--eval-freq", "96", "--n-eval-episodes", "4",
+          "--num-candidates", "3", "--seed", "1", "--env-kwargs", '{"num_tasks": 50}',
+          "--output-dir", str(tmp_path)])  # fmt: skip
     printed = capsys.readouterr().out
     assert "| step | success rate |" in printed and "(chance 0.333)" in printed
     with (tmp_path / "curve.csv").open() as f:
@@ -78,7 +79,10 @@ def test_the_script_writes_the_curve_and_prints_the_table(
 
 @pytest.mark.parametrize(
     ("flags", "message"),
-    [(["--num-candidates", "1"], "num_candidates"), (["--algo", "SAC"], "invalid choice: 'SAC'")],
+    [
+        (["--num-candidates", "1"], "--num-candidates"),
+        (["--algo", "SAC"], "--algo: Input should be 'PPO', 'A2C' or 'DQN'"),
+    ],
 )
 def test_bad_flags_are_usage_errors(flags: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

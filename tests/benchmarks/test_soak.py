@@ -3,9 +3,7 @@ episodes ending both ways, tools running and failing, resources sampled and judg
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from types import ModuleType
@@ -17,16 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def soak() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("soak", ROOT / "benchmarks" / "soak.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soak"] = module  # pydantic resolves the models' annotations through it
-    spec.loader.exec_module(module)
-    return module
+    import soak
+
+    return soak
 
 
 def test_every_env_soaks_through_a_sync_vector_env_and_episodes_end_both_ways(soak: ModuleType) -> None:
-    report = soak.run_soak(soak.SoakConfig(episodes=48, num_envs=2, checkpoints=2))
+    report = soak.run_soak(soak.SoakConfig(total_episodes=48, num_envs=2, checkpoints=2))
 
     assert [r.env_id for r in report.envs] == list(soak.ENV_IDS)
     assert report.episodes == sum(r.episodes for r in report.envs) >= 48
@@ -58,7 +53,7 @@ def test_every_env_soaks_through_a_sync_vector_env_and_episodes_end_both_ways(so
 
 def test_async_vector_envs_run_in_worker_processes_that_are_measured_and_reaped(soak: ModuleType) -> None:
     config = soak.SoakConfig(
-        episodes=16,
+        total_episodes=16,
         num_envs=2,
         vectorization="async",
         env_ids=["ToolEnv-Calc-v0", "ToolEnv-BFCLMultiTurn-v0"],
@@ -76,7 +71,7 @@ def test_async_vector_envs_run_in_worker_processes_that_are_measured_and_reaped(
 
 
 def test_the_same_seed_plays_the_same_soak(soak: ModuleType) -> None:
-    config = soak.SoakConfig(episodes=12, num_envs=2, env_ids=["ToolEnv-Calc-v0"], seed=3, checkpoints=1)
+    config = soak.SoakConfig(total_episodes=12, num_envs=2, env_ids=["ToolEnv-Calc-v0"], seed=3, checkpoints=1)
     first, second = soak.run_soak(config).envs[0], soak.run_soak(config).envs[0]
     fields = ("episodes", "steps", "terminated", "truncated", "actions", "tool_results", "call_errors")
     assert [getattr(first, f) for f in fields] == [getattr(second, f) for f in fields]
@@ -110,7 +105,7 @@ def test_the_script_prints_tables_and_writes_the_json_report(
     soak: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "soak.json"
-    argv = ["--episodes", "6", "--env", "ToolEnv-Calc-v0", "--num-envs", "2", "--checkpoints", "1"]
+    argv = ["--total-episodes", "6", "--env", "ToolEnv-Calc-v0", "--num-envs", "2", "--checkpoints", "1"]
     argv += ["--tracemalloc", "--no-progress"]
     soak.main([*argv, "--json", str(out)])
 

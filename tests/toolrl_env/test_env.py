@@ -21,7 +21,7 @@ from toolrl_env import ToolEnv, compute_score
 from toolrl_env import env as env_module
 from toolrl_env.prompt import render_system
 from toolrl_env.rewards import resolve_config, reward_bounds
-from toolrl_env.tasks.task import GoldStep, Task, Turn
+from toolrl_env.task import GoldStep, Task, Turn
 from tools.calculator import CALCULATE, CONVERT_UNITS, CalculatorSuite, convert_units, evaluate
 from tools.call import ToolCall
 from tools.tool import Tool

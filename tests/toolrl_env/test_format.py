@@ -242,7 +242,7 @@ def test_render_observation_round_trips_through_json(results: list[tuple[str, bo
 
 
 # ------------------------------------------------------------------------------------------ matches_shape
-# ToolRL's check as DESIGN.md states it, written out independently: the shape's pattern searched with DOTALL,
+# ToolRL's check as their rlla.py makes it, written out independently: the shape's pattern searched with DOTALL,
 # and exactly one of each of the shape's call/response tags.
 TOOLRL_PATTERNS = {
     (False, True): r"^<think>.*?</think>\n<response>.*?</response>$",

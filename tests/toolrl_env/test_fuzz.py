@@ -25,9 +25,9 @@ from pydantic import ValidationError
 
 from tests.fixtures.hostile_actions import CODE_STRINGS, EXPRESSIONS, PATHS, STATIC
 from tests.fixtures.tool_envs import CASE_IDS, ENV_CASES, builtin_ids, check_step, deadline, make_env, tool_env
+from toolrl_env.envs.bfcl.backends import backend_tools
 from toolrl_env.format import ParsedTurn, parse, render_turn, tool_call_lines
 from toolrl_env.rewards import PRESETS, RewardConfig, component_bounds, compute_score, gold_calls, reward_bounds
-from tools.bfcl_backends import backend_tools
 from tools.calculator import CALCULATE, CONVERT_UNITS
 from tools.mock import sample_arguments
 from tools.tool import Tool

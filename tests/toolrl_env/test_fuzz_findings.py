@@ -14,11 +14,11 @@ from pydantic import ValidationError
 import toolrl_env  # noqa: F401  (registers the ToolEnv ids)
 from tests.fixtures.tool_envs import deadline
 from toolrl_env.env import ToolEnv
+from toolrl_env.envs.bfcl.metrics import MAX_PARSED_BRACKETS, regex_safe
+from toolrl_env.envs.bfcl.tasks import load_bfcl_tasks
 from toolrl_env.format import render_observation
-from toolrl_env.metrics.bfcl import MAX_PARSED_BRACKETS, regex_safe
 from toolrl_env.rewards import RewardConfig, compute_score
-from toolrl_env.tasks.bfcl import load_bfcl_tasks
-from toolrl_env.tasks.task import GoldStep, Task, Turn
+from toolrl_env.task import GoldStep, Task, Turn
 from tools.calculator import convert_units
 from tools.call import ToolCall, ToolResult
 from tools.suite import ToolSuite
@@ -100,7 +100,7 @@ def test_a_tool_result_too_long_to_print_does_not_break_the_step() -> None:
     )
 
 
-# -- toolrl_env/metrics/bfcl.py ---------------------------------------------------------------------------
+# -- toolrl_env/envs/bfcl/metrics.py ---------------------------------------------------------------------------
 
 # BFCL's JavaScript array converter backtracks exponentially on this: 0.1 s at 18 repeats, hours at 40.
 REDOS_ARRAY = "[[]" + ",[]" * 40 + ",["
@@ -182,7 +182,7 @@ def test_a_step_checks_or_runs_at_most_max_calls(mode: str) -> None:
     assert [r["content"] for r in info["tool_results"]] == ([1, 2, 3] if mode == "multi_turn" else [])
 
 
-# -- toolrl_env/metrics/bfcl.py: alignment -----------------------------------------------------------------
+# -- toolrl_env/envs/bfcl/metrics.py: alignment -----------------------------------------------------------------
 
 
 def test_thousands_of_accepted_calls_are_scored_without_aligning_the_gold() -> None:

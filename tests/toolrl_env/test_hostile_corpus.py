@@ -21,10 +21,10 @@ import pytest
 from tests.fixtures.hostile_actions import STATIC, sentinel_paths, tool_entries
 from tests.fixtures.tool_envs import CASE_IDS, ENV_CASES, StepTimeout, check_step, deadline, make_env, tool_env
 from toolrl_env.env import ToolEnv
+from toolrl_env.envs.bfcl.backends import backend_tools
 from toolrl_env.format import ParsedTurn, parse, render_turn
 from toolrl_env.rewards import PRESETS, RewardConfig, compute_score, reward_bounds
-from toolrl_env.tasks.task import Task
-from tools.bfcl_backends import backend_tools
+from toolrl_env.task import Task
 from tools.calculator import CALCULATE, CONVERT_UNITS
 
 STEP_SECONDS = 5.0  # CPU seconds, generous: the slowest corpus step (100,000 call lines) takes about 3

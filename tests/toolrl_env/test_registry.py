@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import subprocess
 import sys
 import textwrap
 import warnings
@@ -15,14 +16,14 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import toolrl_env
 from toolrl_env import Task, register_suite
 from toolrl_env.prompt import render_system
-from toolrl_env.registry import load_suite_plugins, make_suite_env
-from toolrl_env.tasks.task import GoldStep, Turn
+from toolrl_env.registry import load_suite_plugins
+from toolrl_env.task import GoldStep, Turn
 from tools.call import ToolCall
 from tools.tool import Tool, tool
 
+ROOT = Path(__file__).resolve().parents[2]
 RUNS: list[tuple[float, str, str]] = []
 _METRES = {"mm": 0.001, "cm": 0.01, "m": 1.0, "km": 1000.0}
 
@@ -59,7 +60,6 @@ def registered() -> Iterator[list[str]]:
     yield names
     for name in names:
         gym.registry.pop(f"ToolEnv-{name}-v0", None)
-        toolrl_env.registry._SUITES.pop(name, None)
 
 
 def test_register_suite_makes_an_env_that_runs_the_tools(registered: list[str]) -> None:
@@ -230,11 +230,55 @@ def test_duplicate_task_ids_are_refused(registered: list[str]) -> None:
         gym.make(register_suite("Dupes", tools=[convert_length], tasks=[TASK, TASK]))
 
 
-def test_unknown_suite_name_lists_the_registered_ones(registered: list[str]) -> None:
-    registered.append("Known")
-    register_suite("Known", tools=[convert_length], tasks=[TASK])
-    with pytest.raises(KeyError, match=r"unknown tool suite 'Unknwn'; registered: .*Known"):
-        make_suite_env("Unknwn")
+SPAWN_SCRIPT = """
+import json
+import sys
+
+import gymnasium as gym
+from gymnasium.vector import AutoresetMode
+
+import toolrl_env
+from tools import tool
+
+
+@tool
+def word_count(text: str) -> int:
+    \"\"\"Count the words in a text.
+
+    Args:
+        text: The text to count.
+    \"\"\"
+    return len(text.split())
+
+
+if __name__ == "__main__":  # registered here only: a spawned worker does not run this block
+    task = {"id": "w1", "user": "How many words in 'to be or not'?", "answer": "4",
+            "gold_calls": [{"name": "word_count", "parameters": {"text": "to be or not"}}]}
+    env_id = toolrl_env.register_suite("SpawnWords", tools=[word_count], tasks=[task])
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", vector_kwargs={
+        "context": sys.argv[1], "shared_memory": False, "autoreset_mode": AutoresetMode.SAME_STEP})
+    envs.reset(seed=0)
+    action = "<think> count </think>\\n<tool_call>\\n" + json.dumps(task["gold_calls"][0]) + "\\n</tool_call>"
+    _, rewards, _, _, info = envs.step((action, action))
+    print(json.dumps({"rewards": rewards.tolist(), "contents": [r[0]["content"] for r in info["tool_results"]]}))
+    envs.close()
+"""
+
+
+@pytest.mark.parametrize("context", ["spawn", "forkserver"])
+def test_a_registered_suite_works_in_async_workers_started_with_spawn_or_forkserver(
+    tmp_path: Path, context: str
+) -> None:
+    """The suite travels with the id's spec: a worker that imports the script afresh (spawn, forkserver: macOS's
+    default, Linux's from Python 3.14) makes the env although register_suite never ran in it."""
+    script = tmp_path / "train.py"
+    script.write_text(SPAWN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), context], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"rewards": [4.0, 4.0], "contents": [4, 4]}  # the gold call, run in each worker
 
 
 def test_suite_tools_can_be_plain_tool_records(registered: list[str]) -> None:

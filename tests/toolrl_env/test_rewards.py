@@ -1,8 +1,9 @@
 """ToolRL's reward: hand-computed regression cases for every preset, the edge cases of the matching, and bounds.
 
-Every expected value is worked out by hand from ToolRL's definition (DESIGN.md, "ToolRL's reward, exactly"), never
-by running our code; the arithmetic sits in a comment beside it. Notation: S is the match score, S_max its
-maximum, and correctness = (max_c - min_c) * S / S_max + min_c, evaluated left to right as in the code.
+Every expected value is worked out by hand from ToolRL's definition (their released
+verl/utils/reward_score/rlla.py, as toolrl_env/rewards.py's docstring states it), never by running our code; the
+arithmetic sits in a comment beside it. Notation: S is the match score, S_max its maximum, and
+correctness = (max_c - min_c) * S / S_max + min_c, evaluated left to right as in the code.
 `exact` rows compare with ==, because every intermediate value is a dyadic rational (or the double that
 round() returns, which is the double nearest the decimal literal); `approx` rows (abs 1e-12) involve a
 division that is not exact in binary (thirds, fifths, step/150, ...).

@@ -10,9 +10,9 @@ import gymnasium as gym
 import pytest
 
 import toolrl_env  # noqa: F401  (registers the ToolEnv ids)
+from toolrl_env.envs.rlla.tasks import load_rlla
 from toolrl_env.format import parse
 from toolrl_env.spaces import ROLES, Conversation, TIRAction
-from toolrl_env.tasks import load_rlla
 from tools.calculator import CALCULATE, CONVERT_UNITS
 from tools.tool import Tool
 

@@ -19,7 +19,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import toolrl_env  # noqa: F401  (registers the env ids)
 from toolrl_env.rewards import RewardConfig, compute_score
-from toolrl_env.tasks.task import GoldStep
+from toolrl_env.task import GoldStep
 from toolrl_env.wrappers import ChoiceFeaturiser, DiscreteToolChoice, build_candidates
 from toolrl_env.wrappers.features import CANDIDATE_FEATURES
 from tools.calculator import CALCULATE, CONVERT_UNITS

@@ -20,11 +20,10 @@ import gymnasium as gym
 import pytest
 from mcp import types as mcp_types
 
-import toolrl_env
 from toolrl_env import register_suite
 from toolrl_env.prompt import render_system
 from tools.call import ToolCall, ToolResult
-from tools.mcp_suite import MCPServerConfig, MCPStartError, MCPSuite, _as_result
+from tools.mcp_suite import MCPServerConfig, MCPStartError, MCPSuite, as_result
 
 SERVER_SCRIPT = Path(__file__).parents[1] / "fixtures" / "mcp_server.py"
 SERVER = MCPServerConfig(command=sys.executable, args=[str(SERVER_SCRIPT)])
@@ -163,7 +162,6 @@ def test_an_env_registered_over_the_suite_runs_an_episode(suite: MCPSuite) -> No
         assert _reaped(env_pid)
     finally:
         gym.registry.pop(env_id, None)
-        toolrl_env.registry._SUITES.pop("MCPFixture", None)
 
 
 def test_restart_on_reset_gives_each_episode_a_fresh_server_and_collection_stops_it() -> None:
@@ -268,7 +266,7 @@ def test_results_are_converted_to_our_conventions() -> None:
     resource = mcp_types.EmbeddedResource(resource=mcp_types.TextResourceContents(uri="file:///a.txt", text="a"))
 
     def convert(**fields: Any) -> ToolResult:
-        return _as_result("t", mcp_types.CallToolResult(**fields))
+        return as_result("t", mcp_types.CallToolResult(**fields))
 
     assert convert(content=[text]).content == "hello"
     assert convert(content=[]).content is None

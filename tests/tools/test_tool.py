@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from tools.tool import Tool, _check_object, tool
+from tools.tool import Tool, check_object, tool
 
 
 def _schemas(node: Any) -> list[dict[str, Any]]:
@@ -342,5 +342,5 @@ ARGUMENTS = st.dictionaries(st.sampled_from("abcde"), SCALAR | st.lists(SCALAR, 
 @given(schema=FLAT_SCHEMA, arguments=ARGUMENTS)
 def test_fast_path_gives_the_full_checkers_verdict(schema: dict[str, Any], arguments: dict[str, Any]) -> None:
     fast = Tool(name="t", parameters=schema).validate_arguments(arguments)
-    full = _check_object(arguments, schema, "", 0)
+    full = check_object(arguments, schema, "", 0)
     assert fast == full

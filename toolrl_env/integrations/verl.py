@@ -1,6 +1,6 @@
 """veRL adapter: ToolRL's reward as a veRL custom reward function, and ToolEnv tasks as veRL's RL parquet.
 
-    python -m toolrl_env.integrations.verl ToolEnv-Calc-v0 calc_train.parquet --env-kwargs '{"split": "train"}'
+    python -m toolrl_env.integrations.verl --env ToolEnv-Calc-v0 --env-kwargs '{"split": "train"}' calc_train.parquet
     python -m verl.trainer.main_ppo data.train_files=calc_train.parquet ... \\
         custom_reward_function.path=<this file> custom_reward_function.name=compute_score
 
@@ -38,6 +38,7 @@ import gymnasium as gym
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from toolrl_env.cli import add_argument
 from toolrl_env.env import ToolEnv
 from toolrl_env.format import render_turn
 from toolrl_env.rewards import PRESETS, RewardBreakdown, RewardConfig, resolve_config
@@ -252,21 +253,32 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """`python -m toolrl_env.integrations.verl ENV_ID PATH`: export an env id's tasks for veRL."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m toolrl_env.integrations.verl",
         description="Write a ToolEnv id's tasks as a veRL RL dataset (parquet).",
     )
-    parser.add_argument("env_id", help="a registered id, e.g. ToolEnv-Calc-v0")
-    parser.add_argument("path", help="the parquet file to write")
-    parser.add_argument("--split", default="train", help="the extra_info['split'] label of every row")
-    parser.add_argument("--steps", choices=("first", "all"), default="first", help="first step of each task, or all")
+    add_argument(parser, "env", required=True, metavar="ID")
+    add_argument(parser, "env_kwargs", type=_json_object, default={}, metavar="JSON")
+    parser.add_argument("path", help="The parquet file to write.")
     parser.add_argument(
-        "--env-kwargs", type=_json_object, default={}, help='gymnasium.make kwargs as JSON, e.g. \'{"split": "test"}\''
+        "--split-label", default="train", help="The extra_info['split'] label of every row (default: train)."
     )
-    args = parser.parse_args(argv)
-    count = export_parquet(args.env_id, args.path, split=args.split, steps=args.steps, env_kwargs=args.env_kwargs)
+    parser.add_argument(
+        "--gold-steps",
+        choices=("first", "all"),
+        default="first",
+        help="Export each task's first gold step, or every one (replayed through the tools; default: first).",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m toolrl_env.integrations.verl --env ID PATH`: export an env id's tasks for veRL."""
+    args = build_parser().parse_args(argv)
+    count = export_parquet(
+        args.env, args.path, split=args.split_label, steps=args.gold_steps, env_kwargs=args.env_kwargs
+    )
     print(f"wrote {count} rows to {args.path}")
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from toolrl_env.format import parse, render_turn
-from toolrl_env.tasks.task import GoldStep
+from toolrl_env.task import GoldStep
 from toolrl_env.wrappers.features import is_number, tokens
 from tools.call import ToolCall
 from tools.mock import sample_arguments

@@ -1,0 +1,1 @@
+"""Calc: generated calculator and unit-conversion tasks (`tasks`) and ToolEnv-Calc-v0 (`env`)."""

@@ -1,1 +1,0 @@
-"""Official benchmark metrics: BFCL (AST and multi-turn), API-Bank, QA exact match and F1."""

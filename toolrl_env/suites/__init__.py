@@ -1,1 +1,0 @@
-"""The benchmark environments: each module builds one family of ToolEnv ids from its tasks, tools and metrics."""

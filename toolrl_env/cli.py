@@ -43,6 +43,7 @@ VOCABULARY: dict[str, str] = {
     "tasks_per_category": "The first N tasks (sorted ids) of each category or level, so that every one is scored.",
     "temperature": "Sampling temperature; 0 decodes greedily.",
 }
+ENV_PAIRS = "env_pairs"  # where --env / --env-kwargs gather (a name no config field has)
 _DEFAULT = re.compile(r"\s*\((default: .*|required)\)\s*$", re.DOTALL)
 
 
@@ -84,7 +85,8 @@ class ConfigParser(argparse.ArgumentParser):
     def parse_config(self, argv: Sequence[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any]]:
         """Parse `argv`: the namespace (for the script's own flags) and the config fields given, nested."""
         args = self.parse_args(argv)
-        return args, dict(self.source(parsed_args=args)())
+        # A copy: some pydantic-settings releases rewrite the namespace they read (lists become JSON text).
+        return args, dict(self.source(parsed_args=argparse.Namespace(**vars(args)))())
 
     def validated(self, data: Mapping[str, Any]) -> Any:
         """The config validated from `data`; a validation error is a usage error naming each bad flag."""
@@ -139,8 +141,8 @@ class _EnvAction(argparse.Action):
     """`--env ID` starts an env; `--env-kwargs JSON` sets the kwargs of the env named just before it."""
 
     def __call__(self, parser: Any, namespace: Any, value: Any, option: str | None = None) -> None:
-        envs: list[tuple[str, dict[str, Any] | None]] = list(getattr(namespace, "envs", None) or [])
-        if self.dest == "envs":
+        envs: list[tuple[str, dict[str, Any] | None]] = list(getattr(namespace, ENV_PAIRS, None) or [])
+        if self.dest == ENV_PAIRS:
             envs.append((str(value), None))
         else:
             if not envs or envs[-1][1] is not None:
@@ -152,18 +154,18 @@ class _EnvAction(argparse.Action):
             if not isinstance(kwargs, dict):
                 parser.error(f'--env-kwargs {value!r} must be a JSON object, e.g. \'{{"category": "multiple"}}\'')
             envs[-1] = (envs[-1][0], kwargs)
-        namespace.envs = envs
+        setattr(namespace, ENV_PAIRS, envs)
 
 
 def add_env_arguments(parser: argparse.ArgumentParser, default: str | None = None, detail: str = "") -> None:
     """Repeatable `--env ID [--env-kwargs JSON]` pairs; `env_list` reads them back."""
     extra = "Repeat for several envs" + (f" (default: {default})." if default else ".")
     parser.add_argument(
-        "--env", dest="envs", action=_EnvAction, metavar="ID", help=described("env", f"{extra} {detail}".strip())
+        "--env", dest=ENV_PAIRS, action=_EnvAction, metavar="ID", help=described("env", f"{extra} {detail}".strip())
     )
     parser.add_argument(
         "--env-kwargs",
-        dest="envs_kwargs",
+        dest=ENV_PAIRS + "_kwargs",
         action=_EnvAction,
         metavar="JSON",
         help=described("env_kwargs", "It applies to the --env just before it."),
@@ -172,7 +174,7 @@ def add_env_arguments(parser: argparse.ArgumentParser, default: str | None = Non
 
 def env_list(args: argparse.Namespace, default: str | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The (id, kwargs) of each `--env` given, in order; `[(default, {})]` when none was (none without a default)."""
-    given: list[tuple[str, dict[str, Any] | None]] = getattr(args, "envs", None) or []
+    given: list[tuple[str, dict[str, Any] | None]] = getattr(args, ENV_PAIRS, None) or []
     if not given:
         return [] if default is None else [(default, {})]
     return [(env_id, kwargs or {}) for env_id, kwargs in given]

@@ -112,11 +112,7 @@ class Study:
         api_bank = {"data_path": str(study.data_path)}
         return [
             (folder / "bfcl", ["--env", BFCL, "--env-kwargs", json.dumps(bfcl)], study.eval_limit),
-            (
-                folder / "api_bank",
-                ["--env", API_BANK, "--env-kwargs", json.dumps(api_bank)],
-                self.config.tasks_per_category,
-            ),
+            (folder / "api_bank", ["--env", API_BANK, "--env-kwargs", json.dumps(api_bank)], study.tasks_per_category),
         ]
 
     def score(self, name: str, model: str) -> dict[str, dict[str, float]]:

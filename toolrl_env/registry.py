@@ -25,9 +25,21 @@ ENTRY_POINT_GROUP = "toolrl_env.suites"
 _NAME = re.compile(r"^[A-Za-z0-9_.]+$")
 
 
-def make_suite_env(suite: ToolSuite, tasks: Sequence[Task], **env_kwargs: Any) -> ToolEnv:
+class SuiteRegistration:
+    """A registered suite and its tasks, as its id's spec carries them. gymnasium deep-copies a spec's kwargs on
+    every `make`; this record is shared instead (its tasks are read, never changed), and each env copies the
+    suite, whose state is per episode."""
+
+    def __init__(self, suite: ToolSuite, tasks: Sequence[Task]) -> None:
+        self.suite, self.tasks = suite, list(tasks)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SuiteRegistration:
+        return self
+
+
+def make_suite_env(registration: SuiteRegistration, **env_kwargs: Any) -> ToolEnv:
     """The env of a suite registered with `register_suite`, on its own copy of the suite."""
-    return ToolEnv(list(tasks), suite=copy.deepcopy(suite), **env_kwargs)
+    return ToolEnv(registration.tasks, suite=copy.deepcopy(registration.suite), **env_kwargs)
 
 
 def _as_task(task: Task | Mapping[str, Any], index: int) -> Task:
@@ -84,7 +96,7 @@ def register_suite(
     env_id = f"ToolEnv-{name}-v0"
     # The suite and tasks travel in the spec's kwargs, not in a registry of this process: a vector env's worker
     # started with spawn or forkserver gets the spec (pickled) and so can make the env without this registration.
-    kwargs = {"suite": suite, "tasks": built, "mode": "multi_turn", **env_kwargs}
+    kwargs = {"registration": SuiteRegistration(suite, built), "mode": "multi_turn", **env_kwargs}
     gym.register(id=env_id, entry_point="toolrl_env.registry:make_suite_env", kwargs=kwargs)
     return env_id
 

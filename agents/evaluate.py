@@ -65,7 +65,7 @@ def build_parser() -> ConfigParser:
 def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser = build_parser()
     args, fields = parser.parse_config(argv)
-    fields["envs"] = [{"id": env_id, "kwargs": kwargs} for env_id, kwargs in env_list(args, "ToolEnv-BFCL-v0")]
+    fields["envs"] = [{"id": env_id, "kwargs": kwargs} for env_id, kwargs in env_list(args)]
     config: EvalConfig = parser.validated(fields)
     require_registered(parser, [spec.id for spec in config.envs])
     try:  # a run folder means its newest checkpoint, fixed here so that a resumed evaluation scores the same one

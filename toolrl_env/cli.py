@@ -158,7 +158,9 @@ class _EnvAction(argparse.Action):
 
 
 def add_env_arguments(parser: argparse.ArgumentParser, default: str | None = None, detail: str = "") -> None:
-    """Repeatable `--env ID [--env-kwargs JSON]` pairs; `env_list` reads them back."""
+    """Repeatable `--env ID [--env-kwargs JSON]` pairs, with the id used when none is given; `env_list` reads them
+    back."""
+    parser.set_defaults(**{ENV_PAIRS + "_default": default})
     extra = "Repeat for several envs" + (f" (default: {default})." if default else ".")
     parser.add_argument(
         "--env", dest=ENV_PAIRS, action=_EnvAction, metavar="ID", help=described("env", f"{extra} {detail}".strip())
@@ -172,9 +174,10 @@ def add_env_arguments(parser: argparse.ArgumentParser, default: str | None = Non
     )
 
 
-def env_list(args: argparse.Namespace, default: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+def env_list(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
     """The (id, kwargs) of each `--env` given, in order; `[(default, {})]` when none was (none without a default)."""
     given: list[tuple[str, dict[str, Any] | None]] = getattr(args, ENV_PAIRS, None) or []
     if not given:
+        default = getattr(args, ENV_PAIRS + "_default", None)
         return [] if default is None else [(default, {})]
     return [(env_id, kwargs or {}) for env_id, kwargs in given]

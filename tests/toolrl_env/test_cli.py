@@ -67,7 +67,11 @@ def test_env_pairs() -> None:
     add_env_arguments(parser)
     args = parser.parse_args(["--env", "A", "--env-kwargs", '{"x": 1}', "--env", "B", "--env", "m:C"])
     assert env_list(args) == [("A", {"x": 1}), ("B", {}), ("m:C", {})]
-    assert env_list(parser.parse_args([])) == [] and env_list(parser.parse_args([]), "D") == [("D", {})]
+    assert env_list(parser.parse_args([])) == []
+    with_default = argparse.ArgumentParser()
+    add_env_arguments(with_default, default="D")
+    assert env_list(with_default.parse_args([])) == [("D", {})]
+    assert env_list(with_default.parse_args(["--env", "E"])) == [("E", {})]  # the default only when none is given
 
 
 def test_config_files_are_yaml_or_json_mappings(tmp_path: Path) -> None:

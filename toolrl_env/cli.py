@@ -157,13 +157,25 @@ class _EnvAction(argparse.Action):
         setattr(namespace, ENV_PAIRS, envs)
 
 
-def add_env_arguments(parser: argparse.ArgumentParser, default: str | None = None, detail: str = "") -> None:
-    """Repeatable `--env ID [--env-kwargs JSON]` pairs, with the id used when none is given; `env_list` reads them
-    back."""
+def add_env_arguments(
+    parser: argparse.ArgumentParser,
+    default: str | None = None,
+    detail: str = "",
+    choices: Sequence[str] | None = None,
+) -> None:
+    """Repeatable `--env ID [--env-kwargs JSON]` pairs, with the id used when none is given, and (for a script that
+    knows only some ids) the ids it accepts; `env_list` reads them back."""
     parser.set_defaults(**{ENV_PAIRS + "_default": default})
     extra = "Repeat for several envs" + (f" (default: {default})." if default else ".")
+    if choices is not None:
+        extra += f" Only these: {', '.join(choices)} (default: all)."
     parser.add_argument(
-        "--env", dest=ENV_PAIRS, action=_EnvAction, metavar="ID", help=described("env", f"{extra} {detail}".strip())
+        "--env",
+        dest=ENV_PAIRS,
+        action=_EnvAction,
+        choices=choices,
+        metavar="ID",
+        help=described("env", f"{extra} {detail}".strip()),
     )
     parser.add_argument(
         "--env-kwargs",

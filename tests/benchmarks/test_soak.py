@@ -115,3 +115,11 @@ def test_the_script_prints_tables_and_writes_the_json_report(
     assert report.episodes >= 6 and report.config.tracemalloc
     (env,) = report.envs
     assert env.traced_growth_mib is not None and all(s.traced_mib is not None for s in env.samples)
+
+
+def test_an_id_the_soak_does_not_know_is_a_usage_error(soak: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        soak.parse_args(["--env", "ToolEnv-Nope-v0"])
+    assert exit_info.value.code == 2 and "invalid choice: 'ToolEnv-Nope-v0'" in capsys.readouterr().err
+    config, _, _ = soak.parse_args(["--env", "ToolEnv-Calc-v0", "--env-kwargs", '{"num_tasks": 5}'])
+    assert config.env_ids == ["ToolEnv-Calc-v0"] and config.env_kwargs("ToolEnv-Calc-v0") == {"num_tasks": 5}

@@ -34,7 +34,7 @@ from agents.policy import Policy
 from agents.protocols import Episode
 from agents.runtime.memory import configure_allocator, release_free_memory
 from agents.runtime.run_folder import resolve_model
-from agents.sampling import HFSampler
+from agents.sampling import make_sampler
 from toolrl_env.cli import ConfigParser, add_env_arguments, env_list, require_registered
 from toolrl_env.env import ToolEnv
 
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
     print(f"{len(keys)} tasks over {len(plans)} env(s); {len(keys) - pending} already done in {out}")
 
     policy = Policy.load(config.policy)
-    sampler = HFSampler(policy)
+    sampler = make_sampler(config.sampler, policy, config.vllm, config.seed)
     bar = tqdm(total=len(keys), initial=len(keys) - pending, desc="evaluating", unit="task")
     with (out / RESULTS).open("a") as log:
         for env_id, kwargs, env, ids in plans:
@@ -135,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> list[TaskResult]:
                 )
                 release_free_memory()
     bar.close()
+    sampler.close()
 
     results = [done[key] for key in keys]
     (out / "results.json").write_text(json.dumps([r.model_dump() for r in results], indent=1) + "\n")

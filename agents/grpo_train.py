@@ -34,12 +34,12 @@ from agents.evaluation.episodes import evaluate, evaluation_ids, make_tool_env, 
 from agents.learners.grpo import frac_zero_std_groups
 from agents.learners.warmup import demonstrations, warm_up
 from agents.policy import Policy
-from agents.protocols import Episode, SamplingParams
+from agents.protocols import Episode, Sampler, SamplingParams
 from agents.rollout import rollout
 from agents.runtime import distributed
 from agents.runtime.memory import configure_allocator, release_free_memory
 from agents.runtime.run_folder import DataPosition, RunFolder, load_trainer_state, restore_rng
-from agents.sampling import HFSampler
+from agents.sampling import make_sampler
 from agents.train_config import TrainConfig, build_learner
 from toolrl_env.cli import ConfigParser, add_argument, merge, read_config_file, require_registered
 
@@ -152,19 +152,19 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     started = time.perf_counter()
     policy = Policy.load(config.policy)
     distributed.broadcast_parameters(policy.model)  # identical replicas (LoRA adapters start random)
-    sampler = HFSampler(policy)
     learner = build_learner(config, policy)
-    print(
-        f"model {config.policy.model} on {policy.device} (bf16 autocast in generation: {policy.autocast_bf16}), "
-        f"loaded in {time.perf_counter() - started:.1f} s"
-    )
-
-    first_step, evaluations = 0, {}
     if state is not None and checkpoint is not None:
         loaded = type(policy.model).from_pretrained(checkpoint, dtype=next(policy.model.parameters()).dtype)
         policy.model.load_state_dict(loaded.state_dict())
         del loaded
-        sampler.sync(policy.model)
+    sampler = make_sampler(config.sampler, policy, config.vllm, config.seed)  # a vLLM engine takes these weights
+    print(
+        f"model {config.policy.model} on {policy.device} (bf16 autocast in generation: {policy.autocast_bf16}), "
+        f"sampler {type(sampler).__name__}, ready in {time.perf_counter() - started:.1f} s"
+    )
+
+    first_step, evaluations = 0, {}
+    if state is not None and checkpoint is not None:
         learner.load_state_dict(state.learner)
         first_step = state.step
         dropped = run.rewind(first_step)  # what was logged after the checkpoint is done again below
@@ -188,6 +188,7 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
 
             losses = warm_up(policy, demos, config.warmup, config.seed, on_step)
             bar.close()
+            sampler.sync(policy.model)
             release_free_memory()
             run.log({"kind": "warmup", "step": 0, "warmup/loss_first": losses[0], "warmup/loss_last": losses[-1]})
             evaluations["after warm-up"] = run_evaluation(
@@ -244,6 +245,7 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     after = [r for r in run.records() if r.get("kind") == "eval" and r.get("name") == "after"]
     if config.steps > 0 and first_step <= config.steps and all(r["step"] != config.steps for r in after):
         evaluations["after"] = run_evaluation(run, "after", policy, sampler, eval_env, eval_ids, config, config.steps)
+    sampler.close()
     run.plot_rewards()
     run.close()
     evaluations = {name: summary for name, summary in evaluations.items() if summary}
@@ -268,7 +270,7 @@ def run_evaluation(
     run: RunFolder,
     name: str,
     policy: Policy,
-    sampler: HFSampler,
+    sampler: Sampler,
     env: Any,
     ids: list[str],
     config: TrainConfig,

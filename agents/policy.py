@@ -77,10 +77,17 @@ def cpu_has_bf16() -> bool:
 class Policy:
     """A causal LM plus tokenizer; renders env observations into prompt token ids with the chat template."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, autocast_bf16: bool = False):
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        autocast_bf16: bool = False,
+        source: str | None = None,
+    ):
         self.model = model
         self.tokenizer = tokenizer
         self.autocast_bf16 = autocast_bf16
+        self.source = source  # the folder or hub name the model was loaded from (a vLLM engine starts from it)
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -105,7 +112,7 @@ class Policy:
         autocast = config.cpu_bf16_autocast
         if autocast is None:
             autocast = device.type == "cpu" and dtype == torch.float32 and cpu_has_bf16()
-        return cls(model, tokenizer, autocast_bf16=autocast and device.type == "cpu")
+        return cls(model, tokenizer, autocast_bf16=autocast and device.type == "cpu", source=source)
 
     @property
     def device(self) -> torch.device:

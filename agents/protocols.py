@@ -46,6 +46,10 @@ class Sampler(Protocol):
         """Load the learner's weights (a no-op when the sampler shares the learner's model)."""
         ...
 
+    def close(self) -> None:
+        """Release what the sampler holds (an engine's processes); it is not used afterwards."""
+        ...
+
 
 class Episode(BaseModel):
     """One episode as tokens: the first prompt, then each model turn and the observation tokens after it."""

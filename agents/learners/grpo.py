@@ -34,6 +34,8 @@ __all__ = [
     "LossAggregation",
     "PolicyGradientLearner",
     "aggregate",
+    "decomposed_advantages",
+    "episode_components",
     "frac_zero_std_groups",
     "frozen_reference",
     "group_advantages",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 LossAggregation = Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"]
+MultiObjectiveAggregation = Literal["sum_then_normalize", "normalize_then_sum"]
 
 
 class GRPOConfig(BaseModel):
@@ -98,6 +101,14 @@ class GRPOConfig(BaseModel):
         "False keeps them centred only (Dr. GRPO).",
     )
     std_eps: float = Field(default=1e-6, gt=0, description="Added to the group std before dividing (ToolRL's 1e-6).")
+    multi_objective_aggregation: MultiObjectiveAggregation = Field(
+        default="sum_then_normalize",
+        description="How the reward's components (format, correctness, ...) become advantages. "
+        "'sum_then_normalize': GRPO's, on the episode's total reward. 'normalize_then_sum': GDPO (Liu et al. "
+        "2026, arXiv 2601.05242; TRL's option of the same name): each component group-normalised on its own, the "
+        "results summed, the sum normalised over the batch, so that a component with a small range still "
+        "separates a group's episodes.",
+    )
     loss_aggregation: LossAggregation = Field(
         default="token-mean",
         description="How per-token losses become one number, over each mini-batch. 'token-mean': mean over all "
@@ -170,6 +181,35 @@ def group_advantages(
         centred = group - group.mean()
         advantages[index] = centred / (group.std() + eps) if normalize_std else centred
     return advantages.float()
+
+
+def decomposed_advantages(
+    components: Sequence[dict[str, float]], groups: Sequence[int], normalize_std: bool = True, eps: float = 1e-6
+) -> torch.Tensor:
+    """GDPO's advantages: each reward component (a key of `components`, one dict per episode) group-normalised
+    on its own, the results summed, and the sum normalised over the batch. A component absent from an episode
+    counts as 0."""
+    names = sorted({name for episode in components for name in episode})
+    if not names:
+        return torch.zeros(len(components))
+    summed = sum(
+        group_advantages([episode.get(name, 0.0) for episode in components], groups, normalize_std, eps).double()
+        for name in names
+    )
+    assert isinstance(summed, torch.Tensor)
+    if len(summed) < 2:
+        return torch.zeros_like(summed).float()
+    return ((summed - summed.mean()) / (summed.std() + eps)).float()
+
+
+def episode_components(episode: Episode) -> dict[str, float]:
+    """The episode's reward components summed over its steps (the total left out)."""
+    totals: dict[str, float] = {}
+    for step in episode.reward_components:
+        for name, value in step.items():
+            if name != "total":
+                totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
 
 
 def frac_zero_std_groups(rewards: Sequence[float] | torch.Tensor, groups: Sequence[int]) -> float:
@@ -388,6 +428,8 @@ class GRPOLearner(PolicyGradientLearner):
     """GRPO: each episode's advantage is its reward against its group's mean (and std)."""
 
     def advantages(self, episodes: Sequence[Episode]) -> torch.Tensor:
-        return group_advantages(
-            [e.reward for e in episodes], [e.group for e in episodes], self.config.normalize_std, self.config.std_eps
-        )
+        groups = [e.group for e in episodes]
+        if self.config.multi_objective_aggregation == "normalize_then_sum":
+            components = [episode_components(e) for e in episodes]
+            return decomposed_advantages(components, groups, self.config.normalize_std, self.config.std_eps)
+        return group_advantages([e.reward for e in episodes], groups, self.config.normalize_std, self.config.std_eps)

@@ -52,6 +52,9 @@ class DataPosition(BaseModel):
     tasks_per_step: int = Field(description="Tasks each process draws per step (batch_size / group_size).")
     world_size: int = Field(description="Processes training together (1 when run alone).")
     task_set_sha256: str = Field(description="SHA-256 of the sorted training task ids, one per line.")
+    resample_rounds: int = Field(
+        default=0, description="TrainConfig.resample_rounds: dynamic sampling's extra draws per step (0: off)."
+    )
 
     @classmethod
     def of(cls, task_ids: Sequence[str], **fields: Any) -> DataPosition:
@@ -69,7 +72,8 @@ class DataPosition(BaseModel):
             raise ValueError(
                 f"cannot resume from {checkpoint}: its data position differs ({'; '.join(differ)}), so the run would "
                 "not continue on the same tasks. Resume with the settings it was saved with (seed, batch_size, "
-                f"group_size, env, processes), or start a new run from its weights with --model {checkpoint}"
+                "group_size, resample_rounds, env, processes), or start a new run from its weights with "
+                f"--model {checkpoint}"
             )
 
 

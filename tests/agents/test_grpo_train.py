@@ -30,12 +30,15 @@ def tiny_args(model: Path, out: Path, config: Path, steps: int) -> list[str]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("algo", ["grpo", "ppo"])
-def test_resuming_continues_exactly_where_the_run_stopped(tiny_model_dir: Path, tmp_path: Path, algo: str) -> None:
+@pytest.mark.parametrize(("algo", "resample_rounds"), [("grpo", 0), ("ppo", 0), ("grpo", 1)])
+def test_resuming_continues_exactly_where_the_run_stopped(
+    tiny_model_dir: Path, tmp_path: Path, algo: str, resample_rounds: int
+) -> None:
     # An entropy bonus makes every update move the weights even when a random model's rewards are all equal,
     # so the comparison covers weights, optimiser state and the sampling RNG.
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"grpo": {"entropy_coef": 0.05, "lr": 1e-3}, "save_every": 1}))
+    settings = {"grpo": {"entropy_coef": 0.05, "lr": 1e-3}, "save_every": 1, "resample_rounds": resample_rounds}
+    config.write_text(json.dumps(settings))
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     main([*tiny_args(tiny_model_dir, straight, config, steps=2), "--algo", algo])
     main([*tiny_args(tiny_model_dir, interrupted, config, steps=1), "--algo", algo])
@@ -44,6 +47,8 @@ def test_resuming_continues_exactly_where_the_run_stopped(tiny_model_dir: Path, 
     assert [r["step"] for r in first] == [r["step"] for r in second] == [1, 2]
     assert [without_timings(r) for r in first] == [without_timings(r) for r in second]
     assert first[0]["losses/grad_norm"] > 0
+    if resample_rounds:  # the random model's groups are all equal: each step drew fresh tasks once, in vain
+        assert all(r["rollout/dropped_groups_frac"] == 1.0 and r["rollout/resample_rounds"] == 1 for r in first)
     a = AutoModelForCausalLM.from_pretrained(straight / "checkpoints" / "step-2")
     b = AutoModelForCausalLM.from_pretrained(interrupted / "checkpoints" / "step-2")
     start = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -8,8 +8,8 @@ import pytest
 import toolrl_env  # noqa: F401  (registers the env ids)
 from agents.evaluation.episodes import make_tool_env, summarise
 from agents.policy import Policy
-from agents.protocols import Sample, SamplingParams
-from agents.rollout import RolloutConfig, added_text, rollout
+from agents.protocols import Episode, Sample, SamplingParams
+from agents.rollout import RolloutConfig, added_text, dynamic_sampling, rollout
 from agents.sampling import HFSampler
 from toolrl_env.env import ToolEnv
 
@@ -103,3 +103,34 @@ def test_too_few_envs_is_a_clear_error(policy: Policy) -> None:
     assert isinstance(env, ToolEnv)
     with pytest.raises(ValueError, match="need 4 envs"):
         rollout([env], [env.tasks[0].id, env.tasks[1].id], 2, policy, HFSampler(policy), SamplingParams())
+
+
+def scored(task: str, group: int, rewards: list[float]) -> list[Episode]:
+    """A group of one-token episodes with the given rewards."""
+    return [
+        Episode(task_id=task, group=group, token_ids=[1, 2], prompt_length=1, action_mask=[0, 1],
+                sampling_logprobs=[0.0, -1.0], step_rewards=[r], reward_components=[{"total": r}])
+        for r in rewards
+    ]  # fmt: skip
+
+
+def test_dynamic_sampling_replaces_groups_without_signal_by_fresh_informative_ones() -> None:
+    first = scored("a", 0, [1, 1]) + scored("b", 1, [0, 2]) + scored("c", 2, [3, 3])
+    asked: list[tuple[int, int]] = []
+
+    def more(round_: int, count: int) -> list[Episode]:
+        asked.append((round_, count))
+        return scored("d", 0, [2, 2]) + scored("e", 1, [1, 0]) if round_ == 1 else scored("f", 0, [0, 1])
+
+    episodes, metrics = dynamic_sampling(first, more, max_rounds=3)
+    assert asked == [(1, 2), (2, 1)]  # two groups missing, then one
+    assert [(e.task_id, e.group) for e in episodes] == [("b", 0), ("b", 0), ("e", 1), ("e", 1), ("f", 2), ("f", 2)]
+    assert metrics == {"rollout/dropped_groups_frac": 3 / 6, "rollout/resample_rounds": 2.0}
+
+
+def test_dynamic_sampling_stops_at_its_budget_or_when_tasks_run_out() -> None:
+    flat = scored("a", 0, [1, 1]) + scored("b", 1, [0, 0])
+    episodes, metrics = dynamic_sampling(flat, lambda round_, count: scored(f"n{round_}", 0, [5, 5]), max_rounds=2)
+    assert episodes == flat and metrics == {"rollout/dropped_groups_frac": 1.0, "rollout/resample_rounds": 2.0}
+    _, metrics = dynamic_sampling(flat, lambda round_, count: [], max_rounds=5)
+    assert metrics["rollout/resample_rounds"] == 1.0  # asked once, nothing left to draw

@@ -15,6 +15,8 @@ from agents.learners.grpo import (
     GRPOConfig,
     GRPOLearner,
     PolicyGradientLearner,
+    decomposed_advantages,
+    episode_components,
     frac_zero_std_groups,
     group_advantages,
     policy_gradient_step,
@@ -97,6 +99,39 @@ def test_group_advantages_by_hand() -> None:
 
 def test_equal_rewards_give_zero_advantage_even_with_a_tiny_eps() -> None:
     assert group_advantages([0.7] * 4, [0] * 4, eps=1e-12).tolist() == [0.0] * 4
+
+
+def test_gdpo_normalises_each_component_in_its_group_then_the_sum_over_the_batch() -> None:
+    # One group whose totals are [1, 1, 3]: GRPO cannot tell the first two apart; their components differ.
+    components = [
+        {"format": 1.0, "correctness": 0.0},
+        {"format": 0.0, "correctness": 1.0},
+        {"format": 1.0, "correctness": 2.0},
+    ]
+    fmt = [1 / 3 / math.sqrt(1 / 3), -2 / 3 / math.sqrt(1 / 3), 1 / 3 / math.sqrt(1 / 3)]  # mean 2/3, std sqrt(1/3)
+    correctness = [-1.0, 0.0, 1.0]  # mean 1, std 1
+    summed = torch.tensor([f + c for f, c in zip(fmt, correctness, strict=True)], dtype=torch.float64)
+    expected = (summed - summed.mean()) / summed.std()
+    torch.testing.assert_close(decomposed_advantages(components, [0, 0, 0], eps=0.0), expected.float())
+    grpo = group_advantages([1.0, 1.0, 3.0], [0, 0, 0])
+    assert (
+        grpo[0] == grpo[1]
+        and decomposed_advantages(components, [0, 0, 0])[0] > decomposed_advantages(components, [0, 0, 0])[1]
+    )
+
+
+def test_gdpo_reads_the_envs_components_summed_over_steps(policy: Policy) -> None:
+    ep = episode(policy, [(PROMPT, False), ("<response>5</response>", True)])
+    ep.reward_components = [
+        {"format": 1.0, "correctness": -1.0, "total": 0.0},
+        {"format": 1.0, "correctness": 3.0, "total": 4.0},
+    ]
+    assert episode_components(ep) == {"format": 2.0, "correctness": 2.0}  # the total is not a component
+    episodes = [ep, ep.model_copy(update={"reward_components": [{"format": 0.0, "correctness": 1.0}]})]
+    learner = GRPOLearner(policy, GRPOConfig(multi_objective_aggregation="normalize_then_sum"))
+    expected = decomposed_advantages([episode_components(e) for e in episodes], [0, 0])
+    torch.testing.assert_close(learner.advantages(episodes), expected)
+    assert not torch.equal(learner.advantages(episodes), GRPOLearner(policy).advantages(episodes))
 
 
 # --- the surrogate and its aggregation ---------------------------------------------------------------------------

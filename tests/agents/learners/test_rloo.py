@@ -50,3 +50,8 @@ def test_rloo_learner_takes_grpos_step_with_leave_one_out_advantages(policy: Pol
     for name, value in policy.model.state_dict().items():
         assert torch.equal(value, twin.model.state_dict()[name]), name
     assert metrics["rollout/advantage_mean"] == pytest.approx(0.0)
+
+
+def test_rloo_refuses_gdpos_aggregation(policy: Policy) -> None:
+    with pytest.raises(ValueError, match="--algo grpo"):
+        RLOOLearner(policy, GRPOConfig(multi_objective_aggregation="normalize_then_sum"))

@@ -152,6 +152,8 @@ def test_a_resume_must_continue_on_the_same_data(tmp_path: Path) -> None:
     position(3).check_continues(position(3), tmp_path)
     with pytest.raises(ValueError, match=r"tasks_per_step=2 there, 1 here.*--model"):
         position(3, tasks_per_step=1).check_continues(position(3), tmp_path)
+    with pytest.raises(ValueError, match=r"resample_rounds=0 there, 2 here"):
+        position(3, resample_rounds=2).check_continues(position(3), tmp_path)
     other_tasks = DataPosition.of(["calc-1"], next_step=3, seed=0, tasks_per_step=2, world_size=1)
     with pytest.raises(ValueError, match="task_set_sha256"):
         other_tasks.check_continues(position(3), tmp_path)

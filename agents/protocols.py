@@ -14,6 +14,9 @@ TURN_STOPS = ("</tool_call>", "</response>")
 MAX_NEW_TOKENS = 96
 
 
+FinishReason = Literal["stop", "eos", "length"]
+
+
 class SamplingParams(BaseModel):
     """How to sample one assistant turn."""
 
@@ -32,7 +35,7 @@ class Sample(BaseModel):
     token_ids: list[int] = Field(description="Generated token ids, up to and including the stop or EOS token.")
     logprobs: list[float] = Field(description="Log-probability of each generated token under the sampler.")
     text: str = Field(description="Decoded text of `token_ids` (special tokens dropped).")
-    finish_reason: Literal["stop", "eos", "length"] = Field(description="Why generation ended.")
+    finish_reason: FinishReason = Field(description="Why generation ended.")
 
 
 class Sampler(Protocol):

@@ -26,10 +26,9 @@ from transformers.cache_utils import DynamicLayer
 
 from agents.learners.prompt_cache import cache_argument
 from agents.policy import Policy
-from agents.protocols import Sample, Sampler, SamplingParams
+from agents.protocols import FinishReason, Sample, Sampler, SamplingParams
 from agents.vllm_sampler import VLLMConfig, VLLMSampler, unsupported
 
-FinishReason = Literal["stop", "eos", "length"]
 SamplerName = Literal["auto", "hf", "vllm"]
 
 

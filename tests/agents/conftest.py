@@ -41,6 +41,16 @@ def tiny_llama(
     return LlamaForCausalLM(config)
 
 
+def make_peaky(model: torch.nn.Module) -> None:
+    """Scale a tiny random Llama's layers and final norm up in place, so that it does not just echo its input token
+    and its greedy choices win by clear margins (robust to batching and kernel round-off)."""
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if "layers" in name and weight.dim() == 2:
+                weight.mul_(10)
+        model.model.norm.weight.mul_(5)
+
+
 def tiny_policy(tokenizer: PreTrainedTokenizerBase, seed: int = 0) -> Policy:
     """A 2-layer, 64-wide Llama over the real vocabulary (about 3M parameters, most in the embeddings)."""
     return Policy(tiny_llama(tokenizer, seed), tokenizer)
@@ -66,11 +76,7 @@ def vllm_model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: PreTrain
     """A tiny Llama vLLM's CPU backend can run (head size 64; the one above has 16), its layers and final norm
     scaled up so that its greedy choices win by clear margins and it does not just echo its input."""
     model = tiny_llama(tokenizer, width=128, heads=2, context=VLLM_CONTEXT)
-    with torch.no_grad():
-        for name, weight in model.named_parameters():
-            if "layers" in name and weight.dim() == 2:
-                weight.mul_(10)
-        model.model.norm.weight.mul_(5)
+    make_peaky(model)
     folder = tmp_path_factory.mktemp("tiny-vllm")
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -11,21 +11,16 @@ from transformers import DynamicCache, PreTrainedTokenizerBase
 from agents.policy import Policy
 from agents.protocols import Sample, SamplingParams
 from agents.sampling import GrowingCache, HFSampler, TurnSampler, make_sampler, nucleus
-from tests.agents.conftest import tiny_policy
+from tests.agents.conftest import make_peaky, tiny_policy
 
 GREEDY = SamplingParams(temperature=0.0, max_new_tokens=12, stop=())
 
 
 @pytest.fixture
 def peaky(tokenizer: PreTrainedTokenizerBase) -> Policy:
-    """The tiny model with its layers and final norm scaled up, so that it does not just echo its input
-    token and its greedy choices win by clear margins (robust to batching round-off)."""
+    """The tiny model made peaky (`make_peaky`)."""
     policy = tiny_policy(tokenizer)
-    with torch.no_grad():
-        for name, weight in policy.model.named_parameters():
-            if "layers" in name and weight.dim() == 2:
-                weight.mul_(10)
-        policy.model.model.norm.weight.mul_(5)
+    make_peaky(policy.model)
     return policy
 
 

@@ -3,7 +3,7 @@ multi-turn rollouts, LoRA and the faults a user meets. No part of vLLM is mocked
 
 One engine serves the module (a start costs seconds); each test first syncs the weights it works with, which is
 itself the sync under test. The model is a tiny random Llama over the embedded model's tokenizer, its layers
-scaled up so that greedy choices win by clear margins (as `peaky` in test_sampling.py), with 64-wide attention
+scaled up so that greedy choices win by clear margins (`make_peaky` in conftest.py), with 64-wide attention
 heads, which vLLM's CPU attention supports.
 """
 

@@ -4,10 +4,12 @@
 
 Order of work, top to bottom: load the policy (the embedded SmolLM2-135M-Instruct by default), evaluate it
 greedily on the env's held-out split, warm it up on gold-format demonstrations from the training split
-(switch off with --no-warmup.enabled), then for each step: sample `group_size` episodes of `batch_size /
-group_size` training tasks through the env (which scores every turn), update the policy with the learner
+(switch off with --no-warmup.enabled; --eval-after-warmup scores it again), then for each step: sample
+`group_size` episodes of `batch_size / group_size` training tasks through the env (which scores every turn),
+update the policy with the learner
 (GRPO; RLOO or PPO with --algo rloo|ppo), log, and every `save_every` steps (10) and after the last, checkpoint;
-finally evaluate again and print both evaluations side by side.
+finally evaluate again and print the evaluations side by side (on BFCL also as bfcl-eval aggregates them, and
+the mean over the evaluated categories).
 
 Everything lands in the run folder (see agents/runtime/run_folder.py). A crash (even SIGKILL) loses at most the steps
 since the last checkpoint: `--resume <run>` reloads its weights, learner state (optimisers, schedule), RNG states
@@ -30,7 +32,16 @@ import torch
 from tqdm import tqdm
 
 import toolrl_env  # noqa: F401  (registers the env ids)
-from agents.evaluation.episodes import evaluate, evaluation_ids, make_tool_env, summarise, table, takes_split
+from agents.evaluation.episodes import (
+    evaluate,
+    evaluation_ids,
+    make_tool_env,
+    summarise,
+    table,
+    takes_split,
+    task_result,
+)
+from agents.evaluation.tables import benchmark_scores, bfcl_score_tables
 from agents.learners.grpo import frac_zero_std_groups
 from agents.learners.warmup import demonstrations, warm_up
 from agents.policy import Policy
@@ -128,14 +139,16 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     env_kwargs = config.resolved_env_kwargs()
     split = takes_split(config.env)
     train_env = make_tool_env(config.env, **env_kwargs, **({"split": "train"} if split else {}))
-    eval_env = make_tool_env(config.env, **env_kwargs, **({"split": "test"} if split else {}))
+    eval_kwargs = config.resolved_eval_env_kwargs()
+    eval_env = make_tool_env(config.env, **eval_kwargs, **({"split": "test"} if split else {}))
     envs = [train_env] + [
         make_tool_env(config.env, **env_kwargs, **({"split": "train"} if split else {}))
         for _ in range(config.batch_size - 1)
     ]
     eval_ids = evaluation_ids(eval_env, config.eval_limit)
     train_ids = sorted(t.id for t in train_env.tasks)
-    print(f"env {config.env} {env_kwargs}: {len(train_ids)} training tasks, {len(eval_ids)} held-out tasks evaluated")
+    print(f"env {config.env} {env_kwargs}: {len(train_ids)} training tasks")
+    print(f"held-out evaluation {eval_kwargs}: {len(eval_ids)} tasks")
     tasks_per_step = config.batch_size // config.group_size
 
     def position(step: int) -> DataPosition:
@@ -191,14 +204,25 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}")
 
+            warmup_started = time.perf_counter()
             losses = warm_up(policy, demos, config.warmup, config.seed, on_step)
             bar.close()
             sampler.sync(policy.model)
             release_free_memory()
-            run.log({"kind": "warmup", "step": 0, "warmup/loss_first": losses[0], "warmup/loss_last": losses[-1]})
-            evaluations["after warm-up"] = run_evaluation(
-                run, "after warm-up", policy, sampler, eval_env, eval_ids, config, 0
+            run.log(
+                {
+                    "kind": "warmup",
+                    "step": 0,
+                    "warmup/loss_first": losses[0],
+                    "warmup/loss_last": losses[-1],
+                    "warmup/examples": len(demos),
+                    "warmup/seconds": time.perf_counter() - warmup_started,
+                }
             )
+            if config.eval_after_warmup:
+                evaluations["after warm-up"] = run_evaluation(
+                    run, "after warm-up", policy, sampler, eval_env, eval_ids, config, 0
+                )
     if state is not None:
         restore_rng(state.rng)  # last, so that nothing above moves the streams the steps draw from
 
@@ -243,7 +267,10 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     evaluations = {name: summary for name, summary in evaluations.items() if summary}
     if evaluations:
         print(f"\nheld-out evaluation on {config.env} ({len(eval_ids)} tasks, greedy):\n")
-        print(table(evaluations))
+        print(table({name: {k: v for k, v in s.items() if "/category/" not in k} for name, s in evaluations.items()}))
+        bfcl = {name: {k[5:]: v for k, v in s.items() if k.startswith("bfcl/")} for name, s in evaluations.items()}
+        if any(bfcl.values()):
+            print(f"\n{bfcl_score_tables(bfcl, len(eval_ids))}")
     train = [r for r in run.records() if r.get("kind") == "train"]
     if len(train) >= 2:
         k = max(1, len(train) // 4)
@@ -302,15 +329,18 @@ def run_evaluation(
     config: TrainConfig,
     step: int,
 ) -> dict[str, float]:
-    """Score the policy on `ids` greedily and log it; an empty summary when there is nothing to evaluate, and
-    on every process but the first under torchrun (the others wait at their next all-reduce)."""
+    """Score the policy on `ids` greedily and log it, with the benchmark's own aggregates (`bfcl/overall`, ...);
+    an empty summary when there is nothing to evaluate, and on every process but the first under torchrun (the
+    others wait at their next all-reduce)."""
     if not ids or not distributed.is_main():
         return {}
     started = time.perf_counter()
-    summary, _ = evaluate(policy, sampler, env, ids, config.max_new_tokens, config.eval_batch_size)
+    summary, episodes = evaluate(policy, sampler, env, ids, config.max_new_tokens, config.eval_batch_size)
+    kwargs = config.resolved_eval_env_kwargs()
+    summary |= benchmark_scores([task_result(e, config.env, kwargs, env, policy) for e in episodes])
     release_free_memory()
     run.log({"kind": "eval", "name": name, "step": step, "summary": summary, "seconds": time.perf_counter() - started})
-    shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items())
+    shown = ", ".join(f"{k}={v:.3f}" for k, v in summary.items() if "/category/" not in k)
     print(f"eval [{name}] {shown} ({time.perf_counter() - started:.0f} s)")
     return summary
 

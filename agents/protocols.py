@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Where an assistant turn ends in the TIR format: a model stops after its calls or its answer.
 TURN_STOPS = ("</tool_call>", "</response>")
-# Most tokens per model turn, in training and evaluation alike, unless a config says otherwise.
-MAX_NEW_TOKENS = 96
+# Most tokens per model turn, in training and evaluation alike, unless a config says otherwise: room for 91 % of
+# BFCL parallel and 83 % of parallel_multiple gold turns (96 fits 11 % and 8 %; simple ones are all under 192).
+MAX_NEW_TOKENS = 192
 
 
 FinishReason = Literal["stop", "eos", "length"]

@@ -20,10 +20,17 @@ from agents.vllm_sampler import VLLMConfig
 from toolrl_env.cli import described
 from toolrl_env.rewards import PRESETS, RewardConfig
 
-# What the main job trains on when only the env id is given (README and benchmarks/RESULTS.md: its time and memory).
+# What the main job trains on when only the env id is given (README and benchmarks/RESULTS.md: its time and memory):
+# on BFCL, the single-turn call shapes (one call, one of several tools, several calls, both) and the no-call case.
+BFCL_TRAIN_CATEGORIES = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
 DEFAULT_ENV_KWARGS: dict[str, dict[str, Any]] = {
-    "ToolEnv-BFCL-v0": {"category": "simple_python"},
+    "ToolEnv-BFCL-v0": {"category": BFCL_TRAIN_CATEGORIES},
     "ToolEnv-BFCLMultiTurn-v0": {"category": "multi_turn_base"},
+}
+# What it evaluates on then: the held-out tasks of the training categories, plus live_simple (user-contributed
+# single calls), which it never trains on.
+DEFAULT_EVAL_ENV_KWARGS: dict[str, dict[str, Any]] = {
+    "ToolEnv-BFCL-v0": {"category": [*BFCL_TRAIN_CATEGORIES, "live_simple"]},
 }
 
 
@@ -58,6 +65,11 @@ class TrainConfig(BaseModel):
             "evaluation split='test' (so `split` is not given here), and the reward is reward_preset / reward.",
         ),
     )
+    eval_env_kwargs: dict[str, Any] | None = Field(
+        default=None,
+        description="The held-out evaluation env's kwargs (its split is 'test' and its reward the training one's); "
+        "None: DEFAULT_EVAL_ENV_KWARGS for the id when env_kwargs is None too, else env_kwargs.",
+    )
     policy: PolicyConfig = Field(default_factory=PolicyConfig, description="The model and where it runs.")
     algo: str = Field(
         default="grpo",
@@ -74,7 +86,7 @@ class TrainConfig(BaseModel):
         default_factory=PPOConfig, description="The critic's settings, for learners that take them (--algo ppo)."
     )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="The supervised warm-up stage.")
-    steps: int = Field(default=16, ge=0, description=described("steps"))
+    steps: int = Field(default=8, ge=0, description=described("steps"))
     group_size: int = Field(default=4, ge=2, description=described("group_size"))
     batch_size: int = Field(default=8, ge=2, description=described("batch_size"))
     reward_preset: str = Field(
@@ -90,7 +102,16 @@ class TrainConfig(BaseModel):
         default=1.0, gt=0, description=described("temperature", "This is training's, so above 0.")
     )
     seed: int = Field(default=0, description=described("seed", "Here: task order, sampling and the warm-up."))
-    eval_limit: int | None = Field(default=40, ge=0, description=described("eval_limit", "0: no evaluation."))
+    eval_limit: int | None = Field(
+        default=48,
+        ge=0,
+        description=described("eval_limit", "0: no evaluation; 48: 8 per category of the default job."),
+    )
+    eval_after_warmup: bool = Field(
+        default=False,
+        description="Evaluate between the warm-up and the first learner step too (one more evaluation's time; "
+        "benchmarks/learning.py measures what each stage adds).",
+    )
     eval_batch_size: int = Field(default=16, ge=1, description=described("eval_batch_size"))
     sampler: SamplerName = Field(default="auto", description=described("sampler"))
     vllm: VLLMConfig = Field(
@@ -144,7 +165,7 @@ class TrainConfig(BaseModel):
                 f"try --batch-size {self.group_size * max(1, round(self.batch_size / self.group_size))}"
             )
         for key, instead in (("reward", "--reward-preset NAME or --reward.<field> VALUE"), ("split", None)):
-            if key in (self.env_kwargs or {}):
+            if key in (self.env_kwargs or {}) or key in (self.eval_env_kwargs or {}):
                 raise ValueError(
                     f"env_kwargs may not set {key!r}: "
                     + (
@@ -160,6 +181,16 @@ class TrainConfig(BaseModel):
         """The env's kwargs: env_kwargs (or the id's defaults) with the configured reward."""
         base = DEFAULT_ENV_KWARGS.get(self.env, {}) if self.env_kwargs is None else self.env_kwargs
         return {**base, "reward": self.reward if self.reward is not None else self.reward_preset}
+
+    def resolved_eval_env_kwargs(self) -> dict[str, Any]:
+        """The evaluation env's kwargs: eval_env_kwargs, or the id's evaluation defaults, or the training env's."""
+        if self.eval_env_kwargs is not None:
+            base = self.eval_env_kwargs
+        elif self.env_kwargs is None and self.env in DEFAULT_EVAL_ENV_KWARGS:
+            base = DEFAULT_EVAL_ENV_KWARGS[self.env]
+        else:
+            base = self.resolved_env_kwargs()
+        return {**base, "reward": self.resolved_env_kwargs()["reward"]}
 
 
 def build_learner(config: TrainConfig, policy: Policy) -> Learner:

@@ -11,9 +11,9 @@ Stages, each skipped when its results already exist, so an interrupted study con
    final weights scored (the checkpoint is deleted afterwards unless --keep-run-checkpoints);
 3. `table.md`, `results.json` and `ablation.png` (training curves and held-out accuracy per preset).
 
-Scores come from `agents/evaluate.py` (greedy): BFCL `simple_python`, the main job's held-out split (its first
---eval-limit tasks), and API-Bank levels 1-3 (the first --tasks-per-category tasks of each level) from
---data-path, by default ToolRL's files in ../shared/data/toolrl.
+Scores come from `agents/evaluate.py` (greedy): BFCL `simple_python`, the one category every run trains on, on
+its held-out split (its first --eval-limit tasks), and API-Bank levels 1-3 (the first --tasks-per-category tasks
+of each level) from --data-path, by default ToolRL's files in ../shared/data/toolrl.
 
 Scheduled rewards are stretched to the budget: ToolRL trained about 117 steps (4K tasks, batch 512, 15 epochs),
 switching the two-stage scale at step 30 and moving the dynamic scale over 150 steps; here those points become
@@ -23,32 +23,21 @@ switching the two-stage scale at step 30 and moving the dynamic scale over 150 s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from reward_study import StudyConfig, run_study
 
-from toolrl_env.cli import ConfigParser, add_argument, read_config_file
+from toolrl_env.cli import ConfigParser, parse_study, study_parser
 
 
 def build_parser() -> ConfigParser:
     """Every StudyConfig field as a flag (benchmarks/reward_study.py documents them), plus --config."""
-    parser = ConfigParser(StudyConfig, __doc__)
-    add_argument(parser, "config", "Here: the TrainConfig fields every run shares.", type=Path, metavar="FILE")
-    return parser
-
-
-def parse_args(argv: Sequence[str] | None = None) -> StudyConfig:
-    parser = build_parser()
-    args, fields = parser.parse_config(argv)
-    if args.config is not None:
-        fields["train_config"] = read_config_file(args.config)
-    config: StudyConfig = parser.validated(fields)
-    return config
+    return study_parser(StudyConfig, __doc__)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    return run_study(parse_args(argv))
+    config: StudyConfig = parse_study(build_parser(), argv)
+    return run_study(config)
 
 
 if __name__ == "__main__":

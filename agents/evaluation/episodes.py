@@ -144,9 +144,14 @@ def task_result(episode: Episode, env_id: str, env_kwargs: dict[str, Any], env: 
 
 
 def evaluation_ids(env: ToolEnv, limit: int | None) -> list[str]:
-    """The first `limit` task ids in sorted order (all when None): a fixed evaluation set."""
-    ids = sorted(t.id for t in env.tasks)
-    return ids if limit is None else ids[:limit]
+    """A fixed evaluation set: `limit` task ids spread evenly over the env's categories or levels (`task_group`),
+    the first of each category in id order, then the second of each, and so on; sorted. All ids when None. For an
+    env without categories, the first `limit` ids."""
+    by_group: dict[str | None, list[str]] = defaultdict(list)
+    for task_id in sorted(t.id for t in env.tasks):
+        by_group[task_group(env, task_id)].append(task_id)
+    spread = [task for rank in itertools.zip_longest(*by_group.values()) for task in rank if task is not None]
+    return sorted(spread if limit is None else spread[:limit])
 
 
 def table(rows: dict[str, dict[str, float]]) -> str:

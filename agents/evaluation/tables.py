@@ -13,7 +13,8 @@ does:
   irrelevance and live_irrelevance; overall = bfcl-eval's 10/10/10/30 weights on non-live, live, irrelevance
   and multi-turn (its agentic group, weight 40, is not supported here and is left out; the weights are
   renormalised). Where categories were not evaluated, each mean runs over those that were (bfcl-eval counts
-  a missing category as 0); the table says how many of the 17 categories it covers.
+  a missing category as 0); the table says how many of the 17 categories it covers. Beside them, the category
+  mean: the unweighted mean over the evaluated categories, each counting once whatever its size.
 - **API-Bank** (`ToolEnv-APIBank-v0`): `api_match` accuracy per level 1/2/3 and over all tasks, as ToolRL reports.
 - **Bamboogle** (`ToolEnv-Bamboogle-v0`): exact match, token F1, tool calls per episode.
 - Any other env: the mean reward and the mean of each numeric episode metric.
@@ -39,6 +40,8 @@ __all__ = [
     "api_bank_table",
     "bamboogle_scores",
     "bamboogle_table",
+    "benchmark_scores",
+    "bfcl_score_tables",
     "bfcl_scores",
     "bfcl_tables",
     "canonical_kwargs",
@@ -112,6 +115,7 @@ def bfcl_scores(results: Sequence[TaskResult]) -> tuple[dict[str, float], dict[s
     weights = {group: w for group, w in BFCL_WEIGHTS.items() if scores[group] is not None}
     if weights:
         scores["overall"] = sum((scores[g] or 0.0) * w for g, w in weights.items()) / sum(weights.values())
+    scores["category_mean"] = _mean(list(accuracy.values()))
     return {k: v for k, v in scores.items() if v is not None}, counts
 
 
@@ -172,24 +176,34 @@ def _markdown(
     return "\n".join(lines)
 
 
+BFCL_GROUPS = (
+    ("overall", "Overall"),
+    ("non_live", "Non-live"),
+    ("live", "Live"),
+    ("multi_turn", "Multi-turn"),
+    ("relevance", "Relevance"),
+    ("irrelevance", "Irrelevance"),
+    ("category_mean", "Category mean"),
+)
+
+
 def bfcl_tables(results: Results) -> str:
-    """The leaderboard groups (as ToolRL's BFCL table), then every evaluated category."""
+    """The leaderboard groups (as ToolRL's BFCL table) and the category mean, then every evaluated category."""
     scored = {name: bfcl_scores(rs) for name, rs in results.items()}
-    rows = {name: scores for name, (scores, _) in scored.items()}
-    covered = sorted({c for _, counts in scored.values() for c in counts}, key=BFCL_CATEGORIES.index)
-    groups = [
-        ("overall", "Overall"),
-        ("non_live", "Non-live"),
-        ("live", "Live"),
-        ("multi_turn", "Multi-turn"),
-        ("relevance", "Relevance"),
-        ("irrelevance", "Irrelevance"),
-    ]
-    tasks = sum(max(counts.get(c, 0) for _, counts in scored.values()) for c in covered)
+    tasks = {c: max(counts.get(c, 0) for _, counts in scored.values()) for _, counts in scored.values() for c in counts}
+    return bfcl_score_tables({name: scores for name, (scores, _) in scored.items()}, sum(tasks.values()))
+
+
+def bfcl_score_tables(rows: Mapping[str, Mapping[str, float]], tasks: int) -> str:
+    """`bfcl_tables` from `bfcl_scores`'s scores of each row (e.g. logged by a training run) over `tasks` tasks."""
+    covered = sorted(
+        {key.removeprefix("category/") for scores in rows.values() for key in scores if key.startswith("category/")},
+        key=BFCL_CATEGORIES.index,
+    )
     title = f"BFCL accuracy (%), {len(covered)} of {len(BFCL_CATEGORIES)} categories, {tasks} tasks"
     return "\n\n".join(
         [
-            _markdown(f"**{title}**", groups, rows),
+            _markdown(f"**{title}**", BFCL_GROUPS, rows),
             _markdown("**BFCL accuracy (%) per category**", [(f"category/{c}", c) for c in covered], rows),
         ]
     )
@@ -230,6 +244,20 @@ _SCORES: dict[str, Callable[[Sequence[TaskResult]], dict[str, float]]] = {
     "ToolEnv-APIBank-v0": api_bank_scores,
     "ToolEnv-Bamboogle-v0": bamboogle_scores,
 }
+
+
+_PREFIXES = {"BFCL": "bfcl", "ToolEnv-APIBank-v0": "api_bank", "ToolEnv-Bamboogle-v0": "bamboogle"}
+
+
+def benchmark_scores(results: Sequence[TaskResult]) -> dict[str, float]:
+    """The benchmarks' own aggregations of `results` as flat metrics (`bfcl/overall`, `bfcl/category_mean`,
+    `bfcl/category/simple_python`, `api_bank/overall`, `bamboogle/em`, ...); nothing for other envs."""
+    return {
+        f"{_PREFIXES[benchmark]}/{key}": value
+        for benchmark, scores in summary(results).items()
+        if benchmark in _PREFIXES
+        for key, value in scores.items()
+    }
 
 
 def _benchmark(env: str) -> str:

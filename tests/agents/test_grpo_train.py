@@ -62,12 +62,17 @@ def test_two_real_steps_of_the_main_job_on_the_embedded_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "config.yaml"
-    config.write_text("warmup:\n  examples: 4\n")
+    config.write_text("warmup:\n  examples: 4\nmax_new_tokens: 96\n")
     out = tmp_path / "run"
-    main(["--env", "ToolEnv-BFCL-v0", "--steps", "2", "--eval-limit", "2", "--config", str(config),
-          "--output-dir", str(out)])  # fmt: skip
+    main(["--env", "ToolEnv-BFCL-v0", "--steps", "2", "--eval-limit", "6", "--eval-after-warmup", "--config",
+          str(config), "--output-dir", str(out)])  # fmt: skip
     printed = capsys.readouterr().out
     assert "| metric | before | after warm-up | after |" in printed and "env/ast_match" in printed
+    # The broad default: one held-out task of each trained category and of live_simple, as bfcl-eval aggregates them.
+    assert "**BFCL accuracy (%), 6 of 17 categories, 6 tasks**" in printed
+    assert "| | Overall | Non-live | Live | Multi-turn | Relevance | Irrelevance | Category mean |" in printed
+    assert "| before | 33.3 | 0.0 | 0.0 | — | — | 100.0 | 16.7 |" in printed  # the untrained model never calls
+    assert "| | simple_python | multiple | parallel | parallel_multiple | irrelevance | live_simple |" in printed
     steps = records(out, "train")
     assert [r["step"] for r in steps] == [1, 2]
     for key in ("rollout/reward_mean", "rollout/frac_zero_std_groups", "reward/format", "reward/correctness",

@@ -22,10 +22,24 @@ def test_batch_must_be_whole_groups() -> None:
         TrainConfig(batch_size=6, group_size=4)
 
 
-def test_defaults_for_bfcl_train_on_one_category_with_the_chosen_preset() -> None:
+def test_defaults_for_bfcl_train_across_call_shapes_and_evaluate_on_an_untrained_category_too() -> None:
     config = TrainConfig(reward_preset="coarse")
-    assert config.resolved_env_kwargs() == {"category": "simple_python", "reward": "coarse"}
+    trained = ["simple_python", "multiple", "parallel", "parallel_multiple", "irrelevance"]
+    assert config.resolved_env_kwargs() == {"category": trained, "reward": "coarse"}
+    assert config.resolved_eval_env_kwargs() == {"category": [*trained, "live_simple"], "reward": "coarse"}
     assert TrainConfig(env_kwargs={}).resolved_env_kwargs() == {"reward": "default"}
+    # Given training kwargs, evaluation takes them unless told otherwise; the reward is always training's.
+    own = TrainConfig(env_kwargs={"category": "multiple"}, reward_preset="coarse")
+    assert own.resolved_eval_env_kwargs() == {"category": "multiple", "reward": "coarse"}
+    other = TrainConfig(
+        env_kwargs={"category": "multiple"}, eval_env_kwargs={"category": ["multiple", "live_multiple"]}
+    )
+    assert other.resolved_eval_env_kwargs() == {"category": ["multiple", "live_multiple"], "reward": "default"}
+    calc = TrainConfig(env="ToolEnv-Calc-v0")
+    assert calc.resolved_eval_env_kwargs() == calc.resolved_env_kwargs() == {"reward": "default"}
+    for bad in ({"split": "test"}, {"reward": "coarse"}):
+        with pytest.raises(ValidationError, match="env_kwargs may not set"):
+            TrainConfig(eval_env_kwargs=bad)
 
 
 def test_the_reward_is_a_preset_with_the_fields_given_changed() -> None:

@@ -222,8 +222,8 @@ def test_two_steps_of_the_main_job_with_the_vllm_sampler(tmp_path: Path, capsys:
     config = tmp_path / "config.yaml"
     config.write_text("warmup:\n  examples: 4\n")
     out = tmp_path / "run"
-    main(["--env", "ToolEnv-BFCL-v0", "--sampler", "vllm", "--steps", "2", "--eval-limit", "2",
-          "--config", str(config), "--output-dir", str(out)])  # fmt: skip
+    main(["--env", "ToolEnv-BFCL-v0", "--sampler", "vllm", "--steps", "2", "--eval-limit", "2", "--eval-after-warmup",
+          "--max-new-tokens", "96", "--config", str(config), "--output-dir", str(out)])  # fmt: skip
     printed = capsys.readouterr().out
     assert "sampler VLLMSampler" in printed and "| metric | before | after warm-up | after |" in printed
     lines = (out / "metrics.jsonl").read_text().splitlines()

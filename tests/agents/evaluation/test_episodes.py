@@ -20,6 +20,18 @@ def test_the_evaluation_set_is_the_first_ids_in_sorted_order() -> None:
     assert evaluation_ids(env, 5) == ids[:5] and evaluation_ids(env, None) == ids
 
 
+def test_the_evaluation_set_spreads_over_the_categories() -> None:
+    env = make_tool_env("ToolEnv-BFCL-v0", category=["simple_python", "irrelevance", "parallel"], split="test")
+    ids = evaluation_ids(env, 7)
+    firsts = {
+        c: sorted(t.id for t in env.tasks if t.metadata["category"] == c)
+        for c in ("simple_python", "irrelevance", "parallel")
+    }
+    # Three of the first category in id order, two of each other: the first of each, the second of each, ...
+    assert ids == sorted(firsts["irrelevance"][:3] + firsts["parallel"][:2] + firsts["simple_python"][:2])
+    assert len(evaluation_ids(env, None)) == len(env.tasks)
+
+
 def episode(reward: float, metrics: dict[str, object], calls: int, failures: int = 0) -> Episode:
     return Episode(
         task_id="t", group=0, token_ids=[1, 2], prompt_length=1, action_mask=[0, 1], sampling_logprobs=[0, 0],

@@ -13,7 +13,10 @@ from agents.evaluation.tables import (
     TaskResult,
     api_bank_scores,
     bamboogle_scores,
+    benchmark_scores,
+    bfcl_score_tables,
     bfcl_scores,
+    bfcl_tables,
     summary,
     tables,
 )
@@ -93,6 +96,21 @@ def test_bfcl_groups_over_partial_coverage_use_what_was_evaluated() -> None:
     assert scores["live"] == pytest.approx(5 / 8)  # weighted by task count
     assert scores["overall"] == pytest.approx((0.75 + 5 / 8) / 2)  # equal weights of the two groups present
     assert "multi_turn" not in scores and "irrelevance" not in scores and "relevance" not in scores
+    assert scores["category_mean"] == pytest.approx((3 / 4 + 1 / 4 + 4 / 4) / 3)  # each category once
+
+
+def test_the_category_mean_and_benchmark_scores_reach_the_tables_and_flat_metrics() -> None:
+    results = bfcl_results({"irrelevance": (4, 4), "simple_python": (0, 4), "live_simple": (1, 2)})
+    flat = benchmark_scores(results)
+    assert flat["bfcl/category_mean"] == pytest.approx((1 + 0 + 0.5) / 3)
+    assert flat["bfcl/irrelevance"] == 1.0 and flat["bfcl/category/live_simple"] == 0.5
+    assert benchmark_scores([r.model_copy(update={"env": "ToolEnv-Calc-v0"}) for r in results]) == {}
+    scores = {k.removeprefix("bfcl/"): v for k, v in flat.items()}
+    shown = bfcl_score_tables({"before": scores}, 10)
+    assert "| | Overall | Non-live | Live | Multi-turn | Relevance | Irrelevance | Category mean |" in shown
+    assert "| before | 50.0 | 0.0 | 50.0 | — | — | 100.0 | 50.0 |" in shown
+    assert "| | simple_python | irrelevance | live_simple |" in shown and "3 of 17 categories, 10 tasks" in shown
+    assert shown == bfcl_tables({"before": results})  # the same table from the logged scores as from the results
 
 
 def test_api_bank_levels_and_overall_over_all_tasks() -> None:

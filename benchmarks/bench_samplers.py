@@ -30,7 +30,6 @@ from agents.evaluation.episodes import make_tool_env
 from agents.policy import Policy, PolicyConfig, cpu_has_bf16
 from agents.protocols import TURN_STOPS, Sample, Sampler, SamplingParams
 from agents.sampling import HFSampler
-from agents.train_config import DEFAULT_ENV_KWARGS
 from agents.vllm_sampler import VLLMConfig, VLLMSampler
 
 # shared/DESIGN.md, "Speed": matrix products on this machine's 2 threads, GFLOP/s.
@@ -40,7 +39,7 @@ DECODE_RATE_FP32 = 60.0
 
 def prompts(policy: Policy) -> tuple[list[list[int]], list[list[int]]]:
     """The rollout's 8 prompts (2 tasks x 4) and the evaluation's 16."""
-    kwargs = DEFAULT_ENV_KWARGS["ToolEnv-BFCL-v0"]
+    kwargs = {"category": "simple_python"}  # the main job's category when RESULTS' figures (2026-12-06) were taken
     train = make_tool_env("ToolEnv-BFCL-v0", **kwargs, split="train")
     test = make_tool_env("ToolEnv-BFCL-v0", **kwargs, split="test")
 

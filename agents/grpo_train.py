@@ -6,8 +6,8 @@ Order of work, top to bottom: load the policy (the embedded SmolLM2-135M-Instruc
 greedily on the env's held-out split, warm it up on gold-format demonstrations from the training split
 (switch off with --no-warmup.enabled; --eval-after-warmup scores it again), then for each step: sample
 `group_size` episodes of `batch_size / group_size` training tasks through the env (which scores every turn),
-update the policy with the learner
-(GRPO; RLOO or PPO with --algo rloo|ppo), log, and every `save_every` steps (10) and after the last, checkpoint;
+update the policy with the learner (GRPO; RLOO or PPO with --algo rloo|ppo), log, and every `save_every` steps
+(10) and after the last, checkpoint;
 finally evaluate again and print the evaluations side by side (on BFCL also as bfcl-eval aggregates them, and
 the mean over the evaluated categories).
 
@@ -268,7 +268,10 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
     if evaluations:
         print(f"\nheld-out evaluation on {config.env} ({len(eval_ids)} tasks, greedy):\n")
         print(table({name: {k: v for k, v in s.items() if "/category/" not in k} for name, s in evaluations.items()}))
-        bfcl = {name: {k[5:]: v for k, v in s.items() if k.startswith("bfcl/")} for name, s in evaluations.items()}
+        bfcl = {
+            n: {k.removeprefix("bfcl/"): v for k, v in s.items() if k.startswith("bfcl/")}
+            for n, s in evaluations.items()
+        }
         if any(bfcl.values()):
             print(f"\n{bfcl_score_tables(bfcl, len(eval_ids))}")
     train = [r for r in run.records() if r.get("kind") == "train"]

@@ -7,9 +7,8 @@ greedily on the env's held-out split, warm it up on gold-format demonstrations f
 (switch off with --no-warmup.enabled; --eval-after-warmup scores it again), then for each step: sample
 `group_size` episodes of `batch_size / group_size` training tasks through the env (which scores every turn),
 update the policy with the learner (GRPO; RLOO or PPO with --algo rloo|ppo), log, and every `save_every` steps
-(10) and after the last, checkpoint;
-finally evaluate again and print the evaluations side by side (on BFCL also as bfcl-eval aggregates them, and
-the mean over the evaluated categories).
+(10) and after the last, checkpoint; finally evaluate again and print the evaluations side by side (on BFCL also
+as bfcl-eval aggregates them, and the mean over the evaluated categories).
 
 Everything lands in the run folder (see agents/runtime/run_folder.py). A crash (even SIGKILL) loses at most the steps
 since the last checkpoint: `--resume <run>` reloads its weights, learner state (optimisers, schedule), RNG states

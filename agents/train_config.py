@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +165,13 @@ class TrainConfig(BaseModel):
                 f"batch_size ({self.batch_size}) must be a multiple of group_size ({self.group_size}); "
                 f"try --batch-size {self.group_size * max(1, round(self.batch_size / self.group_size))}"
             )
-        for key, instead in (("reward", "--reward-preset NAME or --reward.<field> VALUE"), ("split", None)):
-            if key in (self.env_kwargs or {}) or key in (self.eval_env_kwargs or {}):
+        for (field, kwargs), (key, instead) in itertools.product(
+            (("env_kwargs", self.env_kwargs), ("eval_env_kwargs", self.eval_env_kwargs)),
+            (("reward", "--reward-preset NAME or --reward.<field> VALUE"), ("split", None)),
+        ):
+            if key in (kwargs or {}):
                 raise ValueError(
-                    f"env_kwargs may not set {key!r}: "
+                    f"{field} may not set {key!r}: "
                     + (
                         f"give the reward with {instead}"
                         if instead

@@ -18,10 +18,10 @@ Arms, per seed (the untrained model is scored once: greedy decoding makes it the
 
 Training uses the main job's defaults (`agents/train_config.py`: BFCL's training split of simple_python, multiple,
 parallel, parallel_multiple and irrelevance) with the shared `--config` on top; scoring is `agents/evaluate.py`
-(greedy) on the first `--tasks-per-category` held-out tasks of each of those categories and of live_simple, which
-no arm trains on. Every run and score is skipped when its results exist, so an interrupted benchmark continues
-where it stopped; each finished arm's checkpoint is deleted once scored (the warm-ups' are kept, as the GRPO arms
-start from them).
+(greedy) on the first `--tasks-per-category` held-out tasks of each category of the main job's evaluation env
+(by default those five and live_simple, which no arm trains on). Every run and score is skipped when its results
+exist, so an interrupted benchmark continues where it stopped; each finished arm's checkpoint is deleted once
+scored (the warm-ups' are kept, as the GRPO arms start from them).
 
 <out>/runs/<arm>/seed-<s>/        grpo_train.py's run folders
 <out>/scores/<arm>/seed-<s>/      evaluate.py's folders (results, summary, table)
@@ -43,7 +43,7 @@ from reward_study import train_run
 
 from agents import evaluate as evaluate_script
 from agents.runtime.run_folder import RunFolder
-from agents.train_config import DEFAULT_EVAL_ENV_KWARGS, TrainConfig
+from agents.train_config import TrainConfig
 from toolrl_env.cli import ConfigParser, described, merge, parse_study, study_parser
 
 BFCL = "ToolEnv-BFCL-v0"
@@ -98,17 +98,21 @@ class Benchmark:
     def __init__(self, config: LearningConfig):
         self.config = config
         self.out = config.output_dir
+        # The shared fields as the main job reads them (a bad --config fails here, before hours of work): scoring
+        # uses its held-out evaluation env and turn length.
+        trained = TrainConfig.model_validate(config.train_config)
+        self.eval_env_kwargs = {k: v for k, v in trained.resolved_eval_env_kwargs().items() if k != "reward"}
+        self.max_new_tokens = trained.max_new_tokens
 
     def score(self, name: str, model: str) -> dict[str, float]:
         """BFCL scores of `model` into scores/<name>/ (evaluate.py's summary; kept when already there)."""
         folder = self.out / "scores" / name
         if not self.scored(name):
-            kwargs = {**DEFAULT_EVAL_ENV_KWARGS[BFCL], "split": "test"}
-            max_new_tokens = str(merge(TrainConfig().model_dump(), self.config.train_config)["max_new_tokens"])
+            kwargs = {**self.eval_env_kwargs, "split": "test"}
             evaluate_script.main(
                 ["--model", model, "--env", BFCL, "--env-kwargs", json.dumps(kwargs),
-                 "--tasks-per-category", str(self.config.tasks_per_category), "--max-new-tokens", max_new_tokens,
-                 "--output-dir", str(folder)]
+                 "--tasks-per-category", str(self.config.tasks_per_category),
+                 "--max-new-tokens", str(self.max_new_tokens), "--output-dir", str(folder)]
             )  # fmt: skip
         return self.scores(name)
 

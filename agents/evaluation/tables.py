@@ -190,8 +190,9 @@ BFCL_GROUPS = (
 def bfcl_tables(results: Results) -> str:
     """The leaderboard groups (as ToolRL's BFCL table) and the category mean, then every evaluated category."""
     scored = {name: bfcl_scores(rs) for name, rs in results.items()}
-    tasks = {c: max(counts.get(c, 0) for _, counts in scored.values()) for _, counts in scored.values() for c in counts}
-    return bfcl_score_tables({name: scores for name, (scores, _) in scored.items()}, sum(tasks.values()))
+    covered = {c for _, counts in scored.values() for c in counts}
+    tasks = sum(max(counts.get(c, 0) for _, counts in scored.values()) for c in covered)
+    return bfcl_score_tables({name: scores for name, (scores, _) in scored.items()}, tasks)
 
 
 def bfcl_score_tables(rows: Mapping[str, Mapping[str, float]], tasks: int) -> str:

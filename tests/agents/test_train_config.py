@@ -38,7 +38,7 @@ def test_defaults_for_bfcl_train_across_call_shapes_and_evaluate_on_an_untrained
     calc = TrainConfig(env="ToolEnv-Calc-v0")
     assert calc.resolved_eval_env_kwargs() == calc.resolved_env_kwargs() == {"reward": "default"}
     for bad in ({"split": "test"}, {"reward": "coarse"}):
-        with pytest.raises(ValidationError, match="env_kwargs may not set"):
+        with pytest.raises(ValidationError, match="eval_env_kwargs may not set"):
             TrainConfig(eval_env_kwargs=bad)
 
 

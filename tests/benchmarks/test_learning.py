@@ -8,6 +8,7 @@ from pathlib import Path
 
 import learning
 import pytest
+from pydantic import ValidationError
 
 
 def test_every_arm_is_trained_scored_and_tabled_per_seed_and_a_rerun_redoes_nothing(
@@ -80,6 +81,17 @@ def test_the_equal_compute_warm_up_costs_what_the_grpo_steps_did(tmp_path: Path)
         folder.mkdir()
         (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert learning.equal_compute_examples(warm, grpo) == 48 + 24  # 120 s at 5 s per demonstration
+
+
+def test_scoring_follows_the_shared_configs_evaluation_env_and_a_bad_one_fails_before_any_work(tmp_path: Path) -> None:
+    default = learning.Benchmark(learning.LearningConfig(output_dir=tmp_path))
+    assert default.eval_env_kwargs["category"][-1] == "live_simple" and default.max_new_tokens == 192
+    shared = {"eval_env_kwargs": {"category": ["multiple", "live_multiple"]}, "max_new_tokens": 64}
+    own = learning.Benchmark(learning.LearningConfig(train_config=shared, output_dir=tmp_path))
+    assert own.eval_env_kwargs == {"category": ["multiple", "live_multiple"]} and own.max_new_tokens == 64
+    with pytest.raises(ValidationError, match="eval_env_kwargs may not set 'split'"):
+        learning.Benchmark(learning.LearningConfig(train_config={"eval_env_kwargs": {"split": "train"}}))
+    assert not any(tmp_path.iterdir())  # nothing run
 
 
 def test_bad_flags_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:

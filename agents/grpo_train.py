@@ -42,7 +42,7 @@ from agents.evaluation.episodes import (
 )
 from agents.evaluation.tables import benchmark_scores, bfcl_score_tables
 from agents.learners.grpo import frac_zero_std_groups
-from agents.learners.warmup import demonstrations, warm_up
+from agents.learners.warmup import demonstration_ids, demonstrations, warm_up
 from agents.policy import Policy
 from agents.protocols import Episode, Sampler, SamplingParams
 from agents.rollout import dynamic_sampling, rollout
@@ -192,7 +192,8 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
             print(f"no checkpoint in {out}: starting over")
         evaluations["before"] = run_evaluation(run, "before", policy, sampler, eval_env, eval_ids, config, 0)
         if config.warmup.enabled:
-            demos = demonstrations(train_env, sample_ids(train_ids, config.warmup.examples, config.seed), policy)
+            ids = demonstration_ids(train_env, train_ids, config.warmup, config.seed)
+            demos = demonstrations(train_env, ids, policy)
             bar = tqdm(
                 total=config.warmup.epochs * -(-len(demos) // config.warmup.batch_size),
                 desc="warm-up",
@@ -280,11 +281,6 @@ def train(config: TrainConfig, resume: Path | None, run: RunFolder, rank: int, w
         last = sum(r["rollout/reward_mean"] for r in train[-k:]) / k
         print(f"\nmean training reward, first {k} steps: {first:.3f}; last {k} steps: {last:.3f}")
     print(f"\nrun folder: {out}")
-
-
-def sample_ids(ids: list[str], count: int, seed: int) -> list[str]:
-    """`count` ids drawn without replacement (all of them when there are fewer)."""
-    return random.Random(seed).sample(ids, min(count, len(ids)))
 
 
 def step_episodes(

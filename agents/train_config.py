@@ -87,7 +87,7 @@ class TrainConfig(BaseModel):
         default_factory=PPOConfig, description="The critic's settings, for learners that take them (--algo ppo)."
     )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig, description="The supervised warm-up stage.")
-    steps: int = Field(default=8, ge=0, description=described("steps"))
+    steps: int = Field(default=4, ge=0, description=described("steps"))
     group_size: int = Field(default=4, ge=2, description=described("group_size"))
     batch_size: int = Field(default=8, ge=2, description=described("batch_size"))
     reward_preset: str = Field(
@@ -113,7 +113,7 @@ class TrainConfig(BaseModel):
         description="Evaluate between the warm-up and the first learner step too (one more evaluation's time; "
         "benchmarks/learning.py measures what each stage adds).",
     )
-    eval_batch_size: int = Field(default=16, ge=1, description=described("eval_batch_size"))
+    eval_batch_size: int = Field(default=24, ge=1, description=described("eval_batch_size"))
     sampler: SamplerName = Field(default="auto", description=described("sampler"))
     vllm: VLLMConfig = Field(
         default_factory=VLLMConfig, description="The vLLM engine's settings, when the sampler is vllm."

@@ -35,6 +35,13 @@ class WarmupConfig(BaseModel):
         description="Demonstrations drawn from the training tasks (benchmarks/RESULTS.md: held-out ast_match after "
         "32, 64 and 96, and what each costs).",
     )
+    no_call_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="The share of demonstrations drawn from tasks whose gold first step calls no tool (BFCL's "
+        "irrelevance); None: drawn from all training tasks alike.",
+    )
     epochs: int = Field(default=1, ge=1, description="Passes over the demonstrations.")
     lr: float = Field(default=1e-4, gt=0, description="AdamW learning rate (constant).")
     batch_size: int = Field(default=4, ge=1, description="Demonstrations per optimiser step.")
@@ -47,6 +54,18 @@ class WarmupConfig(BaseModel):
         description="Recompute each decoder layer's activations in the backward pass (`recomputing_layers`): the "
         "same gradients for less memory (benchmarks/RESULTS.md has the peaks).",
     )
+
+
+def demonstration_ids(env: ToolEnv, ids: Sequence[str], config: WarmupConfig, seed: int) -> list[str]:
+    """`config.examples` of `ids` drawn without replacement (all when there are fewer), `no_call_share` of them
+    from the tasks whose gold first step calls no tool when it is set."""
+    rng = random.Random(seed)
+    if config.no_call_share is None:
+        return rng.sample(list(ids), min(config.examples, len(ids)))
+    silent = [i for i in ids if not env.task(i).turns[0].steps[0].calls]
+    calling = [i for i in ids if env.task(i).turns[0].steps[0].calls]
+    quiet = min(round(config.no_call_share * config.examples), len(silent))
+    return rng.sample(silent, quiet) + rng.sample(calling, min(config.examples - quiet, len(calling)))
 
 
 def demonstrations(env: ToolEnv, task_ids: Sequence[str], policy: Policy) -> list[Demonstration]:

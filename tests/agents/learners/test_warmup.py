@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 import torch
 
 import toolrl_env  # noqa: F401  (registers the env ids)
 from agents.evaluation.episodes import make_tool_env
-from agents.learners.warmup import WarmupConfig, completion_loss, demonstrations, warm_up
+from agents.learners.warmup import (
+    WarmupConfig,
+    completion_loss,
+    demonstration_ids,
+    demonstrations,
+    warm_up,
+)
 from agents.policy import Policy
 
 
@@ -69,3 +76,17 @@ def test_recomputing_layers_changes_nothing_but_memory(policy: Policy) -> None:
     assert runs[0][0] == pytest.approx(runs[1][0], rel=1e-6)
     for a, b in zip(runs[0][1], runs[1][1], strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_the_no_call_share_sets_how_many_demonstrations_decline() -> None:
+    env = make_tool_env("ToolEnv-BFCL-v0", category=["simple_python", "irrelevance"], split="train")
+    ids = sorted(t.id for t in env.tasks)
+    silent = {i for i in ids if not env.task(i).turns[0].steps[0].calls}
+    assert silent and all(i.startswith("irrelevance") for i in silent)
+    for share, expected in ((0.25, 10), (0.5, 20), (0.0, 0), (1.0, 40)):
+        drawn = demonstration_ids(env, ids, WarmupConfig(examples=40, no_call_share=share), seed=3)
+        assert len(drawn) == len(set(drawn)) == 40
+        assert len(silent & set(drawn)) == expected
+    # None draws from all tasks alike, as it always has; more than there are gives them all.
+    assert demonstration_ids(env, ids, WarmupConfig(examples=40), 3) == random.Random(3).sample(ids, 40)
+    assert len(demonstration_ids(env, ids[:5], WarmupConfig(examples=40, no_call_share=0.5), 3)) == 5

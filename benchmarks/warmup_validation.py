@@ -48,6 +48,7 @@ class ValidationConfig(BaseModel):
     unseen_category: str = Field(
         default="live_simple", description="A BFCL category the main job does not train on, validated too."
     )
+    max_new_tokens: int = Field(default=MAX_NEW_TOKENS, gt=0, description=described("max_new_tokens"))
     output_dir: Path = Field(default=Path("runs/warmup-validation"), description=described("output_dir"))
 
 
@@ -76,12 +77,12 @@ def run(config: ValidationConfig, seed: int) -> dict[str, float]:
     policy = Policy.load(config.policy)
     started = time.perf_counter()
     demos = demonstrations(train_env, demonstration_ids(train_env, pool, config.warmup, seed), policy)
-    losses = warm_up(policy, demos, config.warmup, seed)
+    losses = warm_up(policy, demos, config.warmup, seed) if config.warmup.enabled else [None]
     warmup_seconds = time.perf_counter() - started
     sampler = make_sampler("hf", policy, seed=seed)
     results = []
     for env, ids in ((train_env, val_ids), (unseen_env, unseen_ids)):
-        _, episodes = evaluate(policy, sampler, env, ids, MAX_NEW_TOKENS, 16)
+        _, episodes = evaluate(policy, sampler, env, ids, config.max_new_tokens, 16)
         kwargs = {"category": BFCL_TRAIN_CATEGORIES if env is train_env else config.unseen_category}
         results += [task_result(e, BFCL, kwargs, env, policy) for e in episodes]
     scores = {k.removeprefix("bfcl/"): v for k, v in benchmark_scores(results).items() if k.startswith("bfcl/")}
@@ -119,8 +120,13 @@ def results_table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def build_parser() -> ConfigParser:
+    """Every ValidationConfig field as a flag."""
+    return ConfigParser(ValidationConfig, __doc__)
+
+
 def main(argv: Sequence[str] | None = None) -> str:
-    parser = ConfigParser(ValidationConfig, __doc__)
+    parser = build_parser()
     _, fields = parser.parse_config(argv)
     config: ValidationConfig = parser.validated(fields)
     for seed in config.seeds:

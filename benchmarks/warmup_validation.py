@@ -18,7 +18,6 @@ import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +29,7 @@ from agents.protocols import MAX_NEW_TOKENS
 from agents.sampling import make_sampler
 from agents.train_config import BFCL_TRAIN_CATEGORIES
 from toolrl_env.cli import ConfigParser, described
+from toolrl_env.env import ToolEnv
 
 BFCL = "ToolEnv-BFCL-v0"
 COLUMNS = ("category_mean", "irrelevance", "non_live", "live", "overall")
@@ -52,7 +52,7 @@ class ValidationConfig(BaseModel):
     output_dir: Path = Field(default=Path("runs/warmup-validation"), description=described("output_dir"))
 
 
-def validation_split(env: Any, per_category: int) -> tuple[list[str], list[str]]:
+def validation_split(env: ToolEnv, per_category: int) -> tuple[list[str], list[str]]:
     """(validation ids, the rest): the first `per_category` of each category in a fixed shuffle of the env's tasks."""
     ids = sorted(t.id for t in env.tasks)
     random.Random(0).shuffle(ids)
@@ -76,8 +76,10 @@ def run(config: ValidationConfig, seed: int) -> dict[str, float]:
     unseen_ids, _ = validation_split(unseen_env, config.val_per_category)
     policy = Policy.load(config.policy)
     started = time.perf_counter()
-    demos = demonstrations(train_env, demonstration_ids(train_env, pool, config.warmup, seed), policy)
-    losses = warm_up(policy, demos, config.warmup, seed) if config.warmup.enabled else [None]
+    losses: list[float] = []
+    if config.warmup.enabled:
+        demos = demonstrations(train_env, demonstration_ids(train_env, pool, config.warmup, seed), policy)
+        losses = warm_up(policy, demos, config.warmup, seed)
     warmup_seconds = time.perf_counter() - started
     sampler = make_sampler("hf", policy, seed=seed)
     results = []
@@ -91,8 +93,8 @@ def run(config: ValidationConfig, seed: int) -> dict[str, float]:
         "seed": seed,
         "scores": scores,
         "warmup_seconds": warmup_seconds,
-        "loss_first": losses[0],
-        "loss_last": losses[-1],
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1) + "\n")

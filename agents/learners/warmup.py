@@ -62,8 +62,8 @@ def demonstration_ids(env: ToolEnv, ids: Sequence[str], config: WarmupConfig, se
     rng = random.Random(seed)
     if config.no_call_share is None:
         return rng.sample(list(ids), min(config.examples, len(ids)))
-    silent = [i for i in ids if not env.task(i).turns[0].steps[0].calls]
-    calling = [i for i in ids if env.task(i).turns[0].steps[0].calls]
+    calls = {i: bool(env.task(i).turns[0].steps[0].calls) for i in ids}
+    silent, calling = [i for i in ids if not calls[i]], [i for i in ids if calls[i]]
     quiet = min(round(config.no_call_share * config.examples), len(silent))
     return rng.sample(silent, quiet) + rng.sample(calling, min(config.examples - quiet, len(calling)))
 

@@ -37,3 +37,13 @@ def test_a_setting_is_scored_tabled_and_not_redone(tiny_model_dir: Path, tmp_pat
     written = (out / "tiny" / "seed-0.json").stat().st_mtime_ns
     warmup_validation.main(argv)
     assert (out / "tiny" / "seed-0.json").stat().st_mtime_ns == written
+
+
+def test_without_the_warm_up_the_model_is_scored_as_loaded(tiny_model_dir: Path, tmp_path: Path) -> None:
+    argv = ["--name", "as-loaded", "--policy.model", str(tiny_model_dir), "--val-per-category", "1",
+            "--no-warmup.enabled", "--max-new-tokens", "4", "--output-dir", str(tmp_path)]  # fmt: skip
+    warmup_validation.main(argv)
+    record = json.loads((tmp_path / "as-loaded" / "seed-0.json").read_text())
+    assert record["warmup"]["enabled"] is False
+    assert record["loss_first"] is None and record["loss_last"] is None
+    assert "category_mean" in record["scores"]

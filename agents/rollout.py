@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agents.policy import Policy
 from agents.protocols import Episode, Sampler, SamplingParams
+from toolrl_env.prompt import added_text
 
 
 class RolloutConfig(BaseModel):
@@ -65,14 +66,6 @@ class _Live:
             tool_failures=self.tool_failures,
             truncated=self.truncated,
         )
-
-
-def added_text(before: str, after: str, action: str) -> str:
-    """What the env appended to the dialogue after the model's turn: `after` minus `before` minus the action."""
-    delta = after[len(before) :] if after.startswith(before) else after
-    action = action.strip()
-    at = delta.find(action) if action else -1
-    return delta[at + len(action) :] if at >= 0 else delta
 
 
 def rollout(

@@ -16,7 +16,14 @@ import pytest
 from toolrl_env.cli import VOCABULARY, meaning
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = ("agents.grpo_train", "agents.evaluate", "agents.sb3_train", "toolrl_env.integrations.verl")
+MODULES = (
+    "agents.grpo_train",
+    "agents.evaluate",
+    "agents.sb3_train",
+    "agents.trl_train",
+    "toolrl_env.integrations.verl",
+    "toolrl_env.integrations.openenv.__main__",
+)
 BENCHMARKS = sorted(
     p.stem for p in (ROOT / "benchmarks").glob("*.py") if "def build_parser" in p.read_text()
 )  # fuzz_atheris takes atheris' own flags

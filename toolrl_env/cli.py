@@ -140,6 +140,17 @@ def add_argument(parser: argparse.ArgumentParser, name: str, detail: str = "", *
     parser.add_argument("--" + name.replace("_", "-"), help=described(name, detail), **kwargs)
 
 
+def json_object(text: str) -> dict[str, Any]:
+    """An argparse `type`: a JSON object (such as --env-kwargs takes), else a usage error saying why."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f'expected a JSON object such as \'{{"split": "test"}}\', got {text!r}')
+    return value
+
+
 class _EnvAction(argparse.Action):
     """`--env ID` starts an env; `--env-kwargs JSON` sets the kwargs of the env named just before it."""
 

@@ -207,6 +207,17 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         """The reward `step(action)` would give now, without taking the step or running any tool."""
         return self._score(action)[2]
 
+    def execute(self, call: ToolCall) -> ToolResult:
+        """Run one call of the step to come, now, in the episode's suite (multi_turn), for trainers that run each
+        call as the model makes it (TRL). `step` then takes this result for the same call rather than run it again."""
+        if self._task is None or self._done:
+            raise RuntimeError("no step is expected: call reset() first, or the episode has ended")
+        if self.config.mode != "multi_turn":
+            raise RuntimeError("execute() runs calls only in multi_turn mode; single_turn runs nothing")
+        result = self._execute(call)
+        self._ran.append((call, result))
+        return result
+
     def offered_tools(self) -> list[Tool]:
         """The tools offered in the current episode: the task's own, else the suite's."""
         if self._task is None:
@@ -229,6 +240,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         self._turn = 0
         self._turn_step = 0
         self._steps: list[StepRecord] = []
+        self._ran: list[tuple[ToolCall, ToolResult]] = []
         self._done = False
         self._system = self._system_prompt(task)
         self._history = task.history
@@ -255,7 +267,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         else:
             self._append(text)
             if parsed.tool_calls:
-                results = [self._execute(call) for call in calls]
+                results = [self._already_ran(call) or self._execute(call) for call in calls]
                 self._append(render_observation(results), gap="\n")
                 self._turn_step += 1
             else:
@@ -265,6 +277,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
                 if not terminated:
                     self._start_turn()
             call_errors = [str(r.content["error"]) for r in results if not r.ok] + over
+        self._ran.clear()  # what `execute` ran for this step and it did not make is not another step's
         self._steps.append(StepRecord(turn=turn, action=text, parsed=parsed, gold=gold, reward=reward, results=results))
         # A history cut at the observation space's length (see `_append`) ends the episode too: what follows
         # could no longer be shown.
@@ -303,6 +316,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
                 "turn": self._turn,
                 "turn_step": self._turn_step,
                 "steps": self._steps,
+                "ran": self._ran,
                 "done": self._done,
                 "system": self._system,
                 "history": self._history,
@@ -317,6 +331,7 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         state = copy.deepcopy(state)
         self._task = self.tasks[self._by_id[state["task_id"]]]
         self._turn, self._turn_step, self._steps = state["turn"], state["turn_step"], state["steps"]
+        self._ran = state["ran"]
         self._done, self._system, self._history = state["done"], state["system"], state["history"]
         self.training_step = state["training_step"]
         self.np_random.bit_generator.state = state["rng"]
@@ -376,6 +391,14 @@ class ToolEnv(gym.Env[list[dict[str, str]], str]):
         if isinstance(tool, str):
             return ToolResult(name=call.name, ok=False, content={"error": tool})
         return self._episode_suite.call(call)  # validates the arguments itself
+
+    def _already_ran(self, call: ToolCall) -> ToolResult | None:
+        """The result of this call if `execute` ran it for this step (taken, so it serves once), else None."""
+        for i, (ran, result) in enumerate(self._ran):
+            if ran.name == call.name and ran.parameters == call.parameters:
+                del self._ran[i]
+                return result
+        return None
 
     def _start_turn(self) -> None:
         assert self._task is not None

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from tools.tool import Tool
 
 HISTORY_HEADER = "**Dialogue Records History**\n"
+# Heads a task's own instructions after the system prompt (BFCL's live entries carry a system message).
+ADDITIONAL_INSTRUCTIONS = "**Additional Instructions**"
 
 # ToolRL's system prompt (qiancheng0/ToolRL, Apache-2.0), kept verbatim so that models trained on
 # their RLLA data see the prompt they were trained with.
@@ -66,3 +68,11 @@ def render_system(tools: Sequence[Tool]) -> str:
 def join_records(history: str, record: str, gap: str = "\n\n") -> str:
     """Append a dialogue record to the history: `gap` before a new user or assistant turn, a newline before <obs>."""
     return record if not history else history + gap + record
+
+
+def added_text(before: str, after: str, action: str) -> str:
+    """What the env appended to the dialogue after the model's turn: `after` minus `before` minus the action."""
+    delta = after[len(before) :] if after.startswith(before) else after
+    action = action.strip()
+    at = delta.find(action) if action else -1
+    return delta[at + len(action) :] if at >= 0 else delta

@@ -9,9 +9,10 @@ import toolrl_env  # noqa: F401  (registers the env ids)
 from agents.evaluation.episodes import make_tool_env, summarise
 from agents.policy import Policy
 from agents.protocols import Episode, Sample, SamplingParams
-from agents.rollout import RolloutConfig, added_text, dynamic_sampling, rollout
+from agents.rollout import RolloutConfig, dynamic_sampling, rollout
 from agents.sampling import HFSampler
 from toolrl_env.env import ToolEnv
+from toolrl_env.prompt import added_text
 
 
 class GoldSampler:

@@ -873,3 +873,21 @@ def test_score_is_what_step_would_give_and_changes_nothing() -> None:
     for action, score in zip([gold, wrong, "no tags"], scores, strict=True):
         env.set_state(state)
         assert env.step(action)[4]["reward_breakdown"] == score.model_dump()
+
+
+def test_calls_run_ahead_with_execute_are_not_run_again_by_step(counter_suite) -> None:
+    add = {"name": "add", "parameters": {"amount": 2}}
+    task = Task(id="count", turns=[Turn(user="Add 2.", steps=[GoldStep(calls=[ToolCall(**add)])])])
+    env = ToolEnv([task], suite=counter_suite, mode="multi_turn")
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.execute(ToolCall(**add))
+    env.reset(seed=0)
+    assert env.execute(ToolCall(**add)).content == 2  # run now, as TRL runs a call when the model makes it
+    assert env.execute(ToolCall(name="add", parameters={"amount": "x"})).ok is False  # validated, not run
+    info = env.step(call_action(add, add))[4]
+    assert [r["content"] for r in info["tool_results"]] == [2, 4]  # the first result taken, the second call run
+    assert counter_suite.state == {"count": 4}
+    single = ToolEnv([task], suite=counter_suite)
+    single.reset(seed=0)
+    with pytest.raises(RuntimeError, match="only in multi_turn"):
+        single.execute(ToolCall(**add))

@@ -10,8 +10,11 @@
 * `prompt`: the env's observation, `[{"role": "system", ...}, {"role": "user", ...}]`, which veRL renders with
   the model's chat template;
 * `ability`: "tool_use";
+* `agent_name` (with `agent_loop=True`, `--agent-loop`): "toolrl", the agent loop that plays the row as an
+  episode of the env (`toolrl_env.integrations.verl_agent_loop`); without it veRL runs its default loop;
 * `reward_model`: `{"style": "rule", "ground_truth": <the step's gold TIR text>}`;
-* `extra_info`: `{"split", "index", "task_id", "turn", "turn_step", "reward_preset"}`.
+* `extra_info`: `{"split", "index", "task_id", "turn", "turn_step", "reward_preset", "env_id", "env_kwargs"}`
+  (`env_kwargs`: the kwargs the env was made with, as JSON, for the agent loop to make it again).
 
 `compute_score` reads two keys of `extra_info`:
 
@@ -37,8 +40,9 @@ from typing import Any, Literal
 import gymnasium as gym
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
-from toolrl_env.cli import add_argument
+from toolrl_env.cli import add_argument, json_object
 from toolrl_env.env import ToolEnv
 from toolrl_env.format import render_turn
 from toolrl_env.rewards import PRESETS, RewardBreakdown, RewardConfig, resolve_config
@@ -46,6 +50,7 @@ from toolrl_env.rewards import compute_score as toolrl_score
 
 Steps = Literal["first", "all"]
 ABILITY = "tool_use"
+AGENT_NAME = "toolrl"  # the agent loop of toolrl_env.integrations.verl_agent_loop
 COMPONENTS = ("format", "correctness", "length", "answer")
 
 SCHEMA = pa.schema(
@@ -64,6 +69,8 @@ SCHEMA = pa.schema(
                     ("turn", pa.int64()),
                     ("turn_step", pa.int64()),
                     ("reward_preset", pa.string()),
+                    ("env_id", pa.string()),
+                    ("env_kwargs", pa.string()),
                 ]
             ),
         ),
@@ -153,13 +160,26 @@ def _step(value: Any) -> int:
     return step
 
 
+def _json_model(value: Any) -> Any:
+    """json.dumps' fallback for env kwargs: a pydantic model (a RewardConfig) as its fields."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def _preset_text(reward: str | RewardConfig) -> str:
     """What `extra_info["reward_preset"]` holds for an env's reward setting."""
     return reward if isinstance(reward, str) else reward.model_dump_json(exclude_defaults=True)
 
 
 def verl_rows(
-    env: gym.Env[Any, Any], *, split: str = "train", steps: Steps = "first", data_source: str | None = None
+    env: gym.Env[Any, Any],
+    *,
+    split: str = "train",
+    steps: Steps = "first",
+    data_source: str | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+    agent_loop: bool = False,
 ) -> list[dict[str, Any]]:
     """veRL RL-dataset rows for every task of `env` (see the module docstring for the columns).
 
@@ -169,16 +189,29 @@ def verl_rows(
     each prompt holds the history before the step, real tool `<obs>` results included; a task longer than the
     env's `max_turns` stops there. The ground truth is the step's gold text; an env that re-aligns the gold to
     the completion (BFCL, where any value its checker accepts counts) scores more leniently than the row does.
+    `env_kwargs`: what the env was made with (JSON values), written for the `toolrl` agent loop.
+    `agent_loop`: rows for that loop (`agent_name`), one per task (the loop plays the whole episode); it needs
+    `env_kwargs` to make the env again, as an id's `export_parquet` passes them.
     """
     tool_env = env.unwrapped
     if not isinstance(tool_env, ToolEnv):
         raise TypeError(f"expected a ToolEnv (or a wrapper of one), got {type(tool_env).__name__}")
     if steps not in ("first", "all"):
         raise ValueError(f"unknown steps {steps!r}; use 'first' or 'all'")
+    if agent_loop and (steps != "first" or env_kwargs is None):
+        raise ValueError(
+            "agent-loop rows are one per task (steps='first') and carry the kwargs the env was made with: "
+            "export by env id, or pass env_kwargs"
+        )
     if steps == "all" and tool_env.config.mode != "multi_turn":
         raise ValueError("steps='all' replays the gold through the tools: make the env with mode='multi_turn'")
-    source = data_source or (tool_env.spec.id if tool_env.spec is not None else "toolrl")
+    env_id = tool_env.spec.id if tool_env.spec is not None else ""
+    source = data_source or env_id or "toolrl"
     preset = _preset_text(tool_env.config.reward)
+    try:
+        kwargs_text = json.dumps(dict(env_kwargs or {}), sort_keys=True, default=_json_model)
+    except TypeError as exc:
+        raise ValueError(f"env_kwargs must be JSON values for the agent loop to remake the env: {exc}") from None
     rows: list[dict[str, Any]] = []
     for i, task in enumerate(tool_env.tasks):
         obs, _ = tool_env.reset(seed=i, options={"task_id": task.id})
@@ -195,6 +228,7 @@ def verl_rows(
                     "data_source": source,
                     "prompt": obs,
                     "ability": ABILITY,
+                    **({"agent_name": AGENT_NAME} if agent_loop else {}),
                     "reward_model": {"style": "rule", "ground_truth": gold.text or ""},
                     "extra_info": {
                         "split": split,
@@ -203,6 +237,8 @@ def verl_rows(
                         "turn": turn,
                         "turn_step": turn_step,
                         "reward_preset": preset,
+                        "env_id": env_id,
+                        "env_kwargs": kwargs_text,
                     },
                 }
             )
@@ -221,36 +257,32 @@ def export_parquet(
     steps: Steps = "first",
     data_source: str | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
+    agent_loop: bool = False,
 ) -> int:
     """Write the tasks of `env` (an env, or a registered id made with `env_kwargs`) as a veRL RL parquet.
 
     `split` only labels the rows (`extra_info["split"]`); pick an env's own split with `env_kwargs`, e.g.
-    `{"split": "test"}`. Returns the number of rows written.
+    `{"split": "test"}`. `agent_loop`: rows for the `toolrl` agent loop (see `verl_rows`). Returns the number of
+    rows written.
     """
     if isinstance(env, str):
-        made = gym.make(env, **(env_kwargs or {}))
+        env_kwargs = dict(env_kwargs or {})
+        made = gym.make(env, **env_kwargs)
         try:
-            rows = verl_rows(made, split=split, steps=steps, data_source=data_source)
+            rows = verl_rows(
+                made, split=split, steps=steps, data_source=data_source, env_kwargs=env_kwargs, agent_loop=agent_loop
+            )
         finally:
             made.close()
     elif env_kwargs:
         raise ValueError(f"env_kwargs {dict(env_kwargs)} apply to an env id; this env is already made")
     else:
-        rows = verl_rows(env, split=split, steps=steps, data_source=data_source)
+        rows = verl_rows(env, split=split, steps=steps, data_source=data_source, agent_loop=agent_loop)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), path)
+    schema = SCHEMA.insert(3, pa.field("agent_name", pa.string())) if agent_loop else SCHEMA
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     return len(rows)
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON ({exc}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f'expected a JSON object such as \'{{"split": "test"}}\', got {text!r}')
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a ToolEnv id's tasks as a veRL RL dataset (parquet).",
     )
     add_argument(parser, "env", required=True, metavar="ID")
-    add_argument(parser, "env_kwargs", type=_json_object, default={}, metavar="JSON")
+    add_argument(parser, "env_kwargs", type=json_object, default={}, metavar="JSON")
     parser.add_argument("path", help="The parquet file to write.")
     parser.add_argument(
         "--split-label", default="train", help="The extra_info['split'] label of every row (default: train)."
@@ -270,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="first",
         help="Export each task's first gold step, or every one (replayed through the tools; default: first).",
     )
+    parser.add_argument(
+        "--agent-loop",
+        action="store_true",
+        help="Rows for veRL's `toolrl` agent loop (agent_name column), which plays each task as a whole episode.",
+    )
     return parser
 
 
@@ -277,7 +314,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     """`python -m toolrl_env.integrations.verl --env ID PATH`: export an env id's tasks for veRL."""
     args = build_parser().parse_args(argv)
     count = export_parquet(
-        args.env, args.path, split=args.split_label, steps=args.gold_steps, env_kwargs=args.env_kwargs
+        args.env,
+        args.path,
+        split=args.split_label,
+        steps=args.gold_steps,
+        env_kwargs=args.env_kwargs,
+        agent_loop=args.agent_loop,
     )
     print(f"wrote {count} rows to {args.path}")
 

@@ -120,31 +120,38 @@ def short_rlla_file(folder: Path) -> Path:
     return path
 
 
+def cpu_config(output_dir: Path, **fields: Any) -> Any:
+    """TRL's GRPOConfig for 2 quick steps on a CPU (4 rollouts a step, 2 per prompt), with `fields` on top."""
+    from trl import GRPOConfig
+
+    settings: dict[str, Any] = {
+        "per_device_train_batch_size": 4,
+        "num_generations": 2,
+        "max_completion_length": 8,
+        "max_steps": 2,
+        "learning_rate": 1e-3,
+        "use_cpu": True,
+        "bf16": False,
+        "gradient_checkpointing": False,
+        "report_to": "none",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "disable_tqdm": True,
+        "seed": 0,
+    }
+    return GRPOConfig(output_dir=str(output_dir), **{**settings, **fields})
+
+
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="trl 1.16 needs Python >= 3.11")
 def test_grpo_trainer_trains_on_our_rewards(tmp_path: Path) -> None:
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
     model_dir = tmp_path / "tiny"
     tiny_policy(tokenizer).model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     data_path = short_rlla_file(tmp_path)
-    config = GRPOConfig(
-        output_dir=str(tmp_path / "out"),
-        per_device_train_batch_size=4,
-        num_generations=2,
-        max_completion_length=8,
-        max_steps=2,
-        learning_rate=1e-3,
-        use_cpu=True,
-        bf16=False,
-        gradient_checkpointing=False,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        disable_tqdm=True,
-        seed=0,
-    )
+    config = cpu_config(tmp_path / "out")
     trainer = GRPOTrainer(
         model=str(model_dir),
         reward_funcs=reward_functions("ToolEnv-RLLA-v0", preset="schedule_reward", data_path=data_path),

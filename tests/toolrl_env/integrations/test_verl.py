@@ -4,6 +4,7 @@ hostile input. veRL itself is not installed; its loading of a custom reward func
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,21 @@ def test_rows_have_verls_layout_and_the_envs_first_observation(calc_rows: list[d
             "turn": 0,
             "turn_step": 0,
             "reward_preset": "default",
+            "env_id": "ToolEnv-Calc-v0",
+            "env_kwargs": json.dumps(CALC, sort_keys=True),
         }
+
+
+def test_agent_loop_rows_name_the_loop_one_per_task(tmp_path: Path) -> None:
+    path = tmp_path / "loop.parquet"
+    assert export_parquet("ToolEnv-Calc-v0", path, env_kwargs=CALC, agent_loop=True) == 6
+    rows = _read(path)
+    assert list(rows[0]) == ["data_source", "prompt", "ability", "agent_name", "reward_model", "extra_info"]
+    assert {r["agent_name"] for r in rows} == {"toolrl"}
+    with pytest.raises(ValueError, match="one per task"):
+        export_parquet("ToolEnv-Calc-v0", path, env_kwargs={**CALC, "mode": "multi_turn"}, steps="all", agent_loop=True)
+    with pytest.raises(ValueError, match="pass env_kwargs"):
+        export_parquet(_calc_env(), path, agent_loop=True)
 
 
 def test_gold_scores_the_maximum_and_a_wrong_call_less(calc_rows: list[dict[str, Any]]) -> None:

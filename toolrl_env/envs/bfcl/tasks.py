@@ -39,7 +39,7 @@ from toolrl_env.envs.bfcl.package import (
     load_possible_answers,
 )
 from toolrl_env.format import render_user
-from toolrl_env.prompt import join_records, render_system
+from toolrl_env.prompt import ADDITIONAL_INSTRUCTIONS, join_records, render_system
 from toolrl_env.task import GoldStep, Task, Turn
 from tools.call import ToolCall
 from tools.tool import Tool
@@ -281,7 +281,7 @@ def _task(entry: dict[str, Any], category: str, answer: list[Any] | None, split:
     return Task(
         id=entry["id"],
         tools=tools,
-        system=None if system is None else f"{render_system(tools)}\n\n**Additional Instructions**\n{system}",
+        system=None if system is None else f"{render_system(tools)}\n\n{ADDITIONAL_INSTRUCTIONS}\n{system}",
         history=history,
         turns=[Turn(user=user, steps=[gold])],
         metadata={

@@ -25,12 +25,14 @@ from agents.embedded_model import embedded_model_dir
 from agents.protocols import SamplingParams
 from agents.sampling import HFSampler
 from tests.agents.conftest import tiny_policy
+from tests.fixtures.hostile_actions import STATIC, sentinel_paths, tool_entries
 from toolrl_env.integrations.verl import export_parquet
 from toolrl_env.integrations.verl_agent_loop import ToolEnvAgentLoop
 from toolrl_env.registry import make_tool_env
 
 CALC = {"num_tasks": 6, "seed": 0, "mode": "multi_turn"}
 TOKENIZER = AutoTokenizer.from_pretrained(embedded_model_dir())
+ANSWER = "<think> done </think>\n<response> done </response>"
 
 
 def make_loop(server: Any, response_length: int = 512) -> Any:
@@ -160,3 +162,22 @@ def test_rows_without_what_the_loop_needs_get_clear_errors(rows: list[dict[str, 
     bad = {**rows[0], "extra_info": {**rows[0]["extra_info"], "env_kwargs": json.dumps({"colour": "red"})}}
     with pytest.raises(Exception, match="colour"):
         run(loop, bad)
+
+
+def test_hostile_turns_get_the_envs_reward(
+    rows: list[dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    row = rows[0]
+    reference = make_tool_env("ToolEnv-Calc-v0", **CALC)
+    reference.reset(options={"task_id": row["extra_info"]["task_id"]})
+    corpus = {**STATIC, **tool_entries(reference.offered_tools())}
+    texts = {name: action for name, action in corpus.items() if isinstance(action, str) and len(action) < 20_000}
+    for name, action in texts.items():
+        text = action.encode("utf-8", "replace").decode("utf-8")  # what a tokenizer can carry
+        output = run(make_loop(GoldServer([text] + [ANSWER] * 8)), row)  # answers after a call that ran
+        ids = TOKENIZER(text + "<|im_end|>", add_special_tokens=False).input_ids
+        reference.reset(options={"task_id": row["extra_info"]["task_id"]})
+        expected = reference.step(TOKENIZER.decode(ids, skip_special_tokens=True))[1]
+        assert output.extra_fields["turn_scores"][0] == expected, name
+    assert [p for p in sentinel_paths(tmp_path) if p.exists()] == [], "a hostile action ran"

@@ -50,14 +50,16 @@ def job(model: Path, out: Path) -> list[str]:
     return [
         "--env", "ToolEnv-Calc-v0", "--env-kwargs", '{"num_tasks": 40}', "--model", str(model), "--steps", str(STEPS),
         "--group-size", "2", "--batch-size", "4", "--max-new-tokens", "8", "--eval-limit", "0", "--no-warmup.enabled",
-        "--algo", "tests.fixtures.blocking_learner:BlockingGRPO", "--config", str(config), "--output-dir", str(out),
+        "--algo", "blocking_learner:BlockingGRPO", "--config", str(config), "--output-dir", str(out),
     ]  # fmt: skip
 
 
 def start(args: list[str], log: Path, block: str | None = None, signal_file: Path | None = None) -> subprocess.Popen:
     """agents/grpo_train.py in a subprocess, its output in `log`; `block` as blocking_learner.py reads it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOOLRL_BLOCK")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # The fixtures folder itself, not the `tests` package: verl's wheel installs a `tests` package of its own.
+    paths = [str(ROOT), str(ROOT / "tests" / "fixtures"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
     if block is not None:
         env |= {"TOOLRL_BLOCK": block, "TOOLRL_BLOCK_SIGNAL": str(signal_file)}
     with log.open("a") as out:

@@ -281,6 +281,7 @@ def _tool_method(tool: Tool) -> Callable[..., str]:
         return self._call(tool.name, arguments)
 
     parameters = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+    annotations: dict[str, Any] = {}  # the schema's parameters only: transformers reads every hint as one
     lines = [_one_line(tool.description) or tool.name]
     if properties:
         lines += ["", "Args:"]
@@ -288,13 +289,13 @@ def _tool_method(tool: Tool) -> Callable[..., str]:
         hint = _python_type(schema)
         default = inspect.Parameter.empty if name in required else None
         parameters.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=hint, default=default))
-        method.__annotations__[name] = hint
+        annotations[name] = hint
         choices = schema.get("enum") if isinstance(schema, dict) else None
         described = _one_line(schema.get("description") if isinstance(schema, dict) else "") or name
         if isinstance(choices, list) and choices:
             described += f" (choices: {json.dumps(choices)})"
         lines.append(f"    {name}: {described}")
-    method.__annotations__["return"] = str
+    method.__annotations__ = {**annotations, "return": str}
     method.__signature__ = inspect.Signature(parameters, return_annotation=str)  # type: ignore[attr-defined]
     method.__doc__ = "\n".join(lines)
     method.__name__ = method.__qualname__ = tool.name

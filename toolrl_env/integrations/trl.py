@@ -53,7 +53,6 @@ import hashlib
 import inspect
 import json
 import keyword
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Union
@@ -376,7 +375,6 @@ class ToolEnvironment:
     def _tool_env(self) -> ToolEnv:
         if self._env is None:
             self._env = make_tool_env(self._env_id, **{**self._env_kwargs, "mode": "multi_turn"})
-            weakref.finalize(self, self._env.close)  # TRL has no close for its pooled environments
         return self._env
 
     def _reward_config(self) -> RewardConfig:

@@ -148,36 +148,36 @@ def free_port() -> int:
 def test_the_serve_command_closes_open_sessions_envs_on_sigterm(tmp_path: Path) -> None:
     port = free_port()
     command = [sys.executable, "-m", "toolrl_env.integrations.openenv", "serve"]
-    process = subprocess.Popen(
+    with subprocess.Popen(  # closes its pipe: an unclosed one warns when collected, later, in another test
         [*command, "closing_suite:ToolEnv-OpenEnvClosing-v0", "--port", str(port)],
         cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(ROOT / "tests" / "fixtures")},  # `tests` may name another package
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-    )
-    try:
-        assert process.stdout is not None
-        assert "serving closing_suite:ToolEnv-OpenEnvClosing-v0" in process.stdout.readline()
+    ) as process:
         client = ToolEnvClient(base_url=f"http://127.0.0.1:{port}").sync()
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.connect()
-                break
-            except (ConnectionError, OSError):
-                assert time.monotonic() < deadline and process.poll() is None, "the server did not come up"
-                time.sleep(0.2)
-        assert client.reset(task_id="say").observation.info["task_id"] == "say"
-        closed = len(list(tmp_path.glob("closed-*")))  # the envs the server made to check the id, closed
-        process.send_signal(signal.SIGTERM)  # with the session still open
-        assert process.wait(timeout=30) == 0
-        assert len(list(tmp_path.glob("closed-*"))) == closed + 1  # the session's env was closed
-        assert "stopped: every session's env is closed" in process.stdout.read()
-        with contextlib.suppress(Exception):
-            client.close()
-    finally:
-        process.kill()
+        try:
+            assert process.stdout is not None
+            assert "serving closing_suite:ToolEnv-OpenEnvClosing-v0" in process.stdout.readline()
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    client.connect()
+                    break
+                except (ConnectionError, OSError):
+                    assert time.monotonic() < deadline and process.poll() is None, "the server did not come up"
+                    time.sleep(0.2)
+            assert client.reset(task_id="say").observation.info["task_id"] == "say"
+            closed = len(list(tmp_path.glob("closed-*")))  # the envs the server made to check the id, closed
+            process.send_signal(signal.SIGTERM)  # with the session still open
+            assert process.wait(timeout=30) == 0
+            assert len(list(tmp_path.glob("closed-*"))) == closed + 1  # the session's env was closed
+            assert "stopped: every session's env is closed" in process.stdout.read()
+        finally:
+            with contextlib.suppress(Exception):  # the server is gone: only the client's own thread is left
+                client.close()
+            process.kill()
     failed = subprocess.run(
         [*command, "ToolEnv-Calc-v0", "--env-kwargs", '{"colour": "red"}'], capture_output=True, text=True, timeout=120
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,18 @@ TOKENIZER = AutoTokenizer.from_pretrained(embedded_model_dir())
 ANSWER = "<think> done </think>\n<response> done </response>"
 
 
+MADE: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_event_loops() -> Iterator[None]:
+    """Close the event loop each agent loop made: outside a running loop veRL makes one per object, and an unclosed
+    one warns when it is collected, later, in another test."""
+    yield
+    while MADE:
+        MADE.pop().loop.close()
+
+
 def make_loop(server: Any, response_length: int = 512) -> Any:
     """The loop as veRL's AgentLoopWorker makes it: from the registry entry, with hydra."""
     config = OmegaConf.create(
@@ -43,7 +56,7 @@ def make_loop(server: Any, response_length: int = 512) -> Any:
             "data": {"apply_chat_template_kwargs": {}},
         }
     )
-    return hydra.utils.instantiate(
+    loop = hydra.utils.instantiate(
         _agent_loop_registry["toolrl"],
         trainer_config=DictConfigWrap(config),
         server_manager=server,
@@ -52,6 +65,8 @@ def make_loop(server: Any, response_length: int = 512) -> Any:
         dataset_cls=RLHFDataset,
         data_config=DictConfigWrap(config.data),
     )
+    MADE.append(loop)
+    return loop
 
 
 class GoldServer:

@@ -212,7 +212,8 @@ def trl_dataset(
     if split is not None:
         env_kwargs["split"] = split
     env = make_tool_env(env_id, **env_kwargs)
-    keys = _tool_set_keys(env)
+    keys = _tool_set_keys(env) if environment else {}
+    routed = len(set(keys.values())) > 1  # more than one environment class: rows name theirs
     rows = []
     for task in env.tasks[:limit]:
         observation, _ = env.reset(options={"task_id": task.id})
@@ -225,7 +226,7 @@ def trl_dataset(
                 else TOOL_CALLING_SYSTEM
             )
             row["prompt"] = [{"role": "system", "content": system}, observation[-1]]
-            if len(set(keys.values())) > 1:
+            if routed:
                 row["environment"] = keys[task.id]
         rows.append(row)
     env.close()

@@ -9,7 +9,6 @@ import importlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ import yaml
 from websockets.sync.client import connect
 
 import toolrl_env.integrations.openenv as openenv_package
+from tests.agents.runtime.test_distributed import free_port
 from tests.conftest import CounterSuite
 from tests.fixtures.hostile_actions import STATIC, sentinel_paths, tool_entries
 from tests.fixtures.tool_envs import env_kwargs
@@ -137,12 +137,6 @@ def test_sessions_stay_apart_and_bad_requests_get_errors_while_the_server_goes_o
             raw.send(json.dumps({"type": "step", "data": {"completion": call}}))
             reply = json.loads(raw.recv(timeout=30))
             assert reply["type"] == "observation" and reply["data"]["reward"] == 4.0  # gold: format 1 + correctness 3
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_the_serve_command_closes_open_sessions_envs_on_sigterm(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ unknown task id or a malformed action is answered with an error message, and the
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -134,16 +135,6 @@ class ToolEnvClient(EnvClient[ToolAction, ToolObservation, ToolState]):
         return ToolState(**payload)
 
 
-class _Factory:
-    """Makes the served env for each session (OpenEnv takes a zero-argument factory)."""
-
-    def __init__(self, env_id: str, env_kwargs: dict[str, Any]) -> None:
-        self.env_id, self.env_kwargs = env_id, env_kwargs
-
-    def __call__(self) -> ToolEnvironment:
-        return ToolEnvironment(self.env_id, self.env_kwargs)
-
-
 def make_app(env_id: str, env_kwargs: dict[str, Any] | None = None, max_sessions: int = 64) -> Any:
     """OpenEnv's FastAPI app serving `env_id` (made with `env_kwargs`) to at most `max_sessions` sessions at once.
     The env is made once here, so a bad id or kwargs fail now rather than at the first session."""
@@ -152,5 +143,6 @@ def make_app(env_id: str, env_kwargs: dict[str, Any] | None = None, max_sessions
     env_kwargs = dict(env_kwargs or {})
     make_tool_env(env_id, **env_kwargs).close()
     json.dumps(env_kwargs)  # they travel to every session as given: plain JSON values
-    factory = _Factory(env_id, env_kwargs)
+    # A partial of the class: OpenEnv reads SUPPORTS_CONCURRENT_SESSIONS from it instead of making an env to look.
+    factory = functools.partial(ToolEnvironment, env_id, env_kwargs)
     return create_app(factory, ToolAction, ToolObservation, env_name=env_id, max_concurrent_envs=max_sessions)
